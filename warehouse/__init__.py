@@ -132,7 +132,7 @@ def sql_text(name: str) -> str:
 
 def query(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | list | None = None) -> pl.DataFrame:
     """Run the named query with bound parameters and return a polars frame."""
-    return con.execute(sql_text(name), params or []).pl()
+    return pl.from_arrow(con.sql(sql_text(name), params=params or None).to_arrow_table())
 
 
 def execute(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, Any] | list | None = None) -> None:
