@@ -1,0 +1,77 @@
+"""The `evaluate` flow: evaluate registered models that lack results, then load them with the one writer.
+
+    resume (commit staging left by a killed run) -> plan -> evaluate each model (fanned out) -> load -> record
+
+Per-model evaluation runs on the default task runner (one model at a time, in this process) or, with
+`dask=True`, on a local Dask cluster (prefect-dask) with `dask_workers` worker processes. Either way the
+evaluation tasks only write staging Parquet; the single load task commits it in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from embedllm.locking import run_lock
+from flows import steps
+from flows.reporting import StageReport
+
+DASK_WORKERS = 2
+
+
+def dask_runner(n_workers: int = DASK_WORKERS, processes: bool = True):
+    """Return a DaskTaskRunner on a temporary local cluster of n_workers single-threaded workers."""
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
+                                          "processes": processes, "dashboard_address": None})
+
+
+@flow(name="evaluate-models", task_runner=ThreadPoolTaskRunner(max_workers=1))
+def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = False) -> tuple[list, StageReport]:
+    """Evaluate every job on this flow's task runner, updating a progress artifact per model; return outcomes."""
+    t0 = time.perf_counter()
+    progress = create_progress_artifact(0.0, key="evaluation-progress",
+                                        description=f"0 of {len(jobs)} models evaluated")
+    task = steps.evaluate_model.with_options(refresh_cache=refresh_cache or None)
+    futures = {task.submit(job, staging, scope): job for job in jobs}
+    outcomes = []
+    for done, future in enumerate(as_completed(list(futures)), start=1):
+        outcomes.append(future.result())
+        update_progress_artifact(progress, 100.0 * done / len(futures),
+                                 description=f"{done} of {len(jobs)} models evaluated (last: "
+                                             f"{steps.job_label(futures[future])})")
+    n_ok = sum(steps.outcome_ok(o) for o in outcomes)
+    return outcomes, StageReport("evaluate", time.perf_counter() - t0,
+                                 note=f"{n_ok} of {len(jobs)} model(s) evaluated without error")
+
+
+def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS):
+    """Return the evaluate-models flow on the default runner, or on a local Dask cluster when dask is set."""
+    if not dask:
+        return evaluate_models
+    return evaluate_models.with_options(name="evaluate-models-dask", task_runner=dask_runner(dask_workers))
+
+
+@flow(name="evaluate")
+def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | None = None, dask: bool = False,
+             dask_workers: int = DASK_WORKERS, register_demo: bool = False, refresh_cache: bool = False,
+             lock_wait: float = 0.0) -> list[StageReport]:
+    """Evaluate the models that lack results for the suite, load them; return the stage reports."""
+    with run_lock(wait=lock_wait, what="evaluate flow"):
+        staging = steps.staging_path()
+        reports = [steps.load_staging(staging, "resume")]
+        if register_demo:
+            reports.append(steps.register_demo_models())
+        plan = steps.plan_evaluations(suite, models, limit)
+        reports.append(plan.report)
+        if plan.jobs:
+            outcomes, evaluated = fan_out(dask, dask_workers)(plan.jobs, staging, plan.scope, refresh_cache)
+            reports += [evaluated, steps.load_staging(staging), steps.record_outcomes(outcomes)]
+        steps.publish_leaderboard()
+        steps.publish_stages(reports, "Evaluation stages")
+        return reports
