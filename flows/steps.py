@@ -226,7 +226,9 @@ def publish_validation(outcome: ValidationOutcome) -> None:
     """Publish the validation summary (markdown) and a link to its Data Docs."""
     index = reporting.data_docs_index(outcome.data_docs)
     link = reporting.file_url(index) if index else None
-    text = outcome.summary + (f"\n\nData Docs: [{index}]({link})" if link else "")
+    text = outcome.summary
+    if link and "Data Docs" not in text:
+        text += f"\n\nData Docs: [{index}]({link})"
     create_markdown_artifact(text, key="validation-summary",
                              description=f"Great Expectations validation {'passed' if outcome.success else 'FAILED'}")
     if link:

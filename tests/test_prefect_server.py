@@ -1,0 +1,110 @@
+"""End to end against a real Prefect server: start `prefect server start` on 127.0.0.1 (PREFECT_HOME in tmp), run
+`embedllm run` on two tiny models with PREFECT_API_URL pointing at it, then find the pipeline's flow run and its
+artifacts through the REST API, and stop the server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import warehouse
+from embedllm import settings
+
+SERVER_START_TIMEOUT = 180.0
+EXPECTED_ARTIFACTS = {"leaderboard", "evaluation-progress", "validation-summary", "data-docs", "training-metrics",
+                      "benchmark-forecasts", "stage-reports"}
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(home: Path) -> dict[str, str]:
+    """Return the environment for the server and its clients: PREFECT_HOME in tmp, no telemetry, offline HF."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory):
+    """A real `prefect server start` on a free local port; yields its API URL; stopped afterwards."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    port = free_port()
+    log = open(home / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                             str(port)], env=server_env(home), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    try:
+        while True:
+            assert proc.poll() is None, f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}"
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "prefect server did not answer /api/health in time"
+            time.sleep(0.5)
+        yield {"api": api, "home": home}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory) -> list[str]:
+    """Two tiny random causal LMs (different seeds) saved as local model folders; returns their paths."""
+    from embedllm.tiny_lm import build_tiny_lm
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return [str(build_tiny_lm(root / f"tiny-{seed}", seed=seed)) for seed in (0, 1)]
+
+
+def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(prefect_server, tiny_models,
+                                                                             tmp_path):
+    from embedllm.registry import add_model
+
+    db = tmp_path / "wh.duckdb"
+    with warehouse.session(db) as con:
+        names = [add_model(con, path).name for path in tiny_models]
+    env = {**server_env(prefect_server["home"]), "PREFECT_API_URL": prefect_server["api"]}
+    args = [str(Path(sys.executable).parent / "embedllm"), "run", "-w", str(db), "--limit", "4"]
+    for name in names:
+        args += ["--model", name]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Warehouse: {db}" in done.stdout
+    assert prefect_server["api"] in done.stdout  # ran against the server, not an ephemeral API
+
+    with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
+        runs = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["pipeline"]}}}).json()
+        assert len(runs) == 1 and runs[0]["state"]["type"] == "COMPLETED"
+        subflows = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["evaluate", "train"]}}}).json()
+        assert {r["state"]["type"] for r in subflows} == {"COMPLETED"} and len(subflows) == 2
+        run_ids = [runs[0]["id"], *(r["id"] for r in subflows)]
+        artifacts = client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": run_ids}}}).json()
+    keys = {a["key"] for a in artifacts}
+    assert EXPECTED_ARTIFACTS <= keys, f"missing artifacts: {EXPECTED_ARTIFACTS - keys}"
+    leaderboard = next(a for a in artifacts if a["key"] == "leaderboard")
+    assert leaderboard["type"] == "table" and all(n in leaderboard["data"] for n in names)
+    progress = [a for a in artifacts if a["key"] == "evaluation-progress"]
+    assert progress and progress[0]["data"] == 100.0
