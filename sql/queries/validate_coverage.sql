@@ -9,7 +9,7 @@ WITH expected AS (
        OR list_contains($benchmarks::VARCHAR[], benchmark)
 ),
 labelled AS (
-    SELECT c.model_id, count(*) AS n_labelled
+    SELECT c.model_id, count(DISTINCT c.question_id) AS n_labelled
     FROM correctness c
     SEMI JOIN expected e USING (question_id)
     GROUP BY c.model_id
