@@ -238,8 +238,8 @@ READING: list[tuple[str, str, str, list[str]]] = [
      ["They swam across", "They took a boat", "They waded through the water"]),
     ("Ana forgot her umbrella at home. When she stepped off the bus, heavy rain was falling, and she arrived "
      "at the office soaking wet.",
-     "Why was Ana wet when she reached the office?", "She was caught in the rain without an umbrella",
-     ["She fell into a lake", "She had just washed her clothes", "She went swimming before work"]),
+     "Why was Ana wet when she reached the office?", "She had no umbrella",
+     ["She fell into a lake", "She washed her clothes", "She went swimming"]),
     ("The town library has three floors. Children's books are on the first floor, novels are on the second, "
      "and old newspapers are kept on the third.",
      "Where in the library are old newspapers kept?", "on the third floor",
@@ -280,7 +280,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
     ("Lena put the milk in the fridge, the bread in a box on the counter, and the apples in a bowl on the "
      "table.",
      "Where did Lena put the bread?", "in a box on the counter",
-     ["in the fridge", "in a bowl on the table", "in a cupboard"]),
+     ["in the fridge by the milk", "in a bowl on the table", "in a cupboard by the door"]),
     ("Tom thought the test would be easy, so he did not study. When he saw the questions, he realised he "
      "could answer only a few of them.",
      "How did Tom most likely feel when he saw the questions?", "worried", ["proud", "bored", "sleepy"]),
@@ -290,7 +290,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
      ["the red team", "neither team, it was a draw", "no team, the match was cancelled"]),
     ("Nadia's flight was supposed to leave at noon, but a storm delayed it by four hours.",
      "At what time did Nadia's flight leave?", "four in the afternoon",
-     ["noon", "eight in the morning", "midnight"]),
+     ["two in the afternoon", "eight in the morning", "eight in the evening"]),
     ("Bears eat a lot in autumn to build up fat. During the winter they sleep in dens and live on the fat "
      "they stored.",
      "Why do bears eat a lot in autumn?", "to store fat for the winter",
@@ -315,7 +315,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
     ("Hana usually walks to school, but today she took the bus because she hurt her ankle at football "
      "practice.",
      "Why did Hana take the bus today?", "She had hurt her ankle",
-     ["It was raining", "She woke up late", "Her school had moved"]),
+     ["It was raining hard", "She woke up very late", "Her bicycle was broken"]),
     ("The package was sent from Lisbon on Monday morning and arrived in Berlin on Thursday morning.",
      "How many days did the package take to arrive?", "three days", ["one day", "five days", "ten days"]),
     ("Most of the village's water comes from a well. In dry summers the well runs low, so families collect "
@@ -325,7 +325,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
       "because barrels are cheap in spring"]),
     ("Ben's alarm clock rang at six, but he switched it off and fell back asleep. He woke up at eight and "
      "missed the first bus.",
-     "Why did Ben miss the first bus?", "He fell back asleep after the alarm rang",
+     "Why did Ben miss the first bus?", "He fell back asleep",
      ["His alarm did not ring", "The bus left early", "He lost his ticket"]),
     ("The pond behind the school is home to frogs, ducks and small fish. In the spring, students count the "
      "ducklings as part of their science class.",
@@ -347,7 +347,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
     ("The fox waited quietly behind the bush until the rabbit came close. Then it jumped, but the rabbit "
      "escaped into its burrow.",
      "What happened to the rabbit?", "It escaped into its burrow",
-     ["The fox caught it", "It hid behind the bush", "It climbed a tree"]),
+     ["The fox caught and ate it", "It hid behind the bush", "It climbed up a tall tree"]),
     ("Carlos read the instructions twice before he started building the shelf. Even so, he had two screws "
      "left over when he finished.",
      "What was surprising when Carlos finished the shelf?", "He had two screws left over",
@@ -358,22 +358,22 @@ READING: list[tuple[str, str, str, list[str]]] = [
      ["because he lost a war", "because his father ordered him to", "because he was afraid of the sea"]),
     ("On Saturday it was sunny, so the family went to the beach. On Sunday it rained, so they stayed home and "
      "played board games.",
-     "What did the family do on the rainy day?", "They played board games at home",
-     ["They went to the beach", "They visited friends", "They went swimming"]),
+     "What did the family do on the rainy day?", "They played board games",
+     ["They went to the beach", "They visited their friends", "They went swimming"]),
     ("The letter was signed 'Your friend from the blue house'. Mia knew at once it was from Oliver, because "
      "he is the only one of her friends who lives in a blue house.",
      "How did Mia know who wrote the letter?", "Only Oliver lives in a blue house",
      ["The letter had Oliver's name on it", "Oliver told her on the phone", "She recognised the stamp"]),
     ("Kai wanted to see the stars clearly, so he drove far away from the city lights to a dark hill in the "
      "countryside.",
-     "Why did Kai drive away from the city?", "The city lights made the stars hard to see",
+     "Why did Kai drive away from the city?", "City lights hid the stars",
      ["He lived on the hill", "He wanted to watch the sunrise", "The city roads were closed"]),
     ("The first bridge across the bay was made of wood and was washed away in a flood. The second one was "
      "built of stone and still stands today.",
      "What was the second bridge made of?", "stone", ["wood", "steel", "rope"]),
     ("Aunt June does not eat meat, so for her birthday dinner the family cooked a vegetable curry and a big "
      "lentil soup.",
-     "Why did the family cook vegetable dishes?", "Aunt June does not eat meat",
+     "Why did the family cook vegetable dishes?", "Aunt June eats no meat",
      ["Meat was too expensive", "The shops were closed", "The oven was broken"]),
     ("Noah has three coins: one from Italy, one from Japan and one from Mexico. He keeps the Japanese coin in "
      "a small wooden box.",
@@ -388,8 +388,8 @@ READING: list[tuple[str, str, str, list[str]]] = [
      "At what time did the bus pick Dev up yesterday?", "7:45", ["7:15", "7:30", "8:15"]),
     ("Most birds in the forest leave in autumn and fly south. The woodpecker is different: it stays all year "
      "and finds insects under the tree bark even in winter.",
-     "What does the woodpecker do in winter?", "It stays and finds insects under the bark",
-     ["It flies south", "It sleeps in a cave", "It eats berries by the sea"]),
+     "What does the woodpecker do in winter?", "It stays and eats insects",
+     ["It flies to the south", "It sleeps in a cave", "It eats berries by the sea"]),
     ("Luis painted the fence white, but after a week of dusty wind it looked grey. He decided to wash it "
      "rather than paint it again.",
      "What did Luis decide to do with the fence?", "wash it",
@@ -399,7 +399,7 @@ READING: list[tuple[str, str, str, list[str]]] = [
      "In what place did Grace finish the race?", "first", ["last", "second", "in the middle"]),
     ("The volcano had been quiet for 200 years. Scientists noticed small earthquakes and rising gas, so they "
      "told the nearby villages to leave. Two days later it erupted.",
-     "Why did the scientists tell the villagers to leave?", "They saw signs that the volcano might erupt",
+     "Why did the scientists tell the villagers to leave?", "They saw warning signs",
      ["The volcano had already erupted", "A flood was coming", "The villages were too crowded"]),
     ("Jamal's phone battery was almost empty, so he turned off the music and dimmed the screen to make it "
      "last until he got home.",
@@ -530,7 +530,8 @@ COMPARE = [  # (comparative, opposite comparative, superlative, opposite superla
 ]
 WORDS = ["blickets", "daxes", "wugs", "feps", "tomas", "zorps", "glims", "nerps", "vorbs", "kimbles"]
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-YES, NO, UNKNOWN = "Yes", "No", "Cannot be determined"
+YES, NO, UNKNOWN = "Yes", "No", "Unknown"  # one short word each: log-likelihood scoring favours short choices
+CHOICE_HINT = "(Yes, No or Unknown)"
 
 # Syllogism templates: premises and question as (quantifier, X, Y) over the letters A, B, C; the textbook answer.
 # quantifiers: all (every X is Y), no (no X is Y), some (at least one X is Y).
@@ -607,11 +608,11 @@ def _syllogism_question(q: str, x: str, y: str) -> str:
 
 
 def _syllogism_item(item_id: str, rng: random.Random, template: int) -> dict:
-    """Return one syllogism over nonsense words from a template, with Yes / No / Cannot be determined."""
+    """Return one syllogism over nonsense words from a template, with the choices Yes / No / Unknown."""
     premises, conclusion, answer = SYLLOGISMS[template]
     words = dict(zip("ABC", rng.sample(WORDS, 3)))
     text = " ".join(_syllogism_text(q, words[x], words[y]) for q, x, y in premises)
-    text += " " + _syllogism_question(conclusion[0], words[conclusion[1]], words[conclusion[2]])
+    text += " " + _syllogism_question(conclusion[0], words[conclusion[1]], words[conclusion[2]]) + " " + CHOICE_HINT
     spec = {"kind": "syllogism", "premises": [[q, words[x], words[y]] for q, x, y in premises],
             "conclusion": [conclusion[0], words[conclusion[1]], words[conclusion[2]]]}
     choices = [YES, NO, UNKNOWN]  # fixed, natural order
@@ -623,7 +624,7 @@ def _conditional_item(item_id: str, scenario: int, form: int) -> dict:
     sc = CONDITIONALS[scenario]
     known, value, asked, answer = CONDITIONAL_FORMS[form]
     fact = sc[known] if value else sc[f"not_{known}"]
-    text = f"{sc['rule']} {fact} {sc[f'ask_{asked}']}"
+    text = f"{sc['rule']} {fact} {sc[f'ask_{asked}']} {CHOICE_HINT}"
     spec = {"kind": "conditional", "known": [known, value], "ask": asked}
     choices = [YES, NO, UNKNOWN]
     return {"id": item_id, "question": text, "spec": spec, "choices": choices, "answer": choices.index(answer)}
@@ -832,7 +833,7 @@ def _holds(q: str, x: frozenset, y: frozenset) -> bool:
 
 
 def solve_syllogism(premises: list[list[str]], conclusion: list[str]) -> str:
-    """Return Yes / No / Cannot be determined by checking every model over three non-empty categories."""
+    """Return Yes / No / Unknown (cannot be determined) by checking every model over non-empty categories."""
     terms = sorted({t for _, x, y in [*premises, conclusion] for t in (x, y)})
     regions = list(itertools.product([False, True], repeat=len(terms)))  # membership pattern per region
     verdicts = set()
@@ -850,7 +851,7 @@ def solve_syllogism(premises: list[list[str]], conclusion: list[str]) -> str:
 
 
 def solve_conditional(known: list, ask: str) -> str:
-    """Return Yes / No / Cannot be determined for "if p then q" plus one known fact, by truth table."""
+    """Return Yes / No / Unknown (cannot be determined) for "if p then q" plus one known fact, by truth table."""
     name, value = known
     answers = {
         (p if ask == "p" else q)
