@@ -75,3 +75,73 @@ def make_matrix(n_models: int = 112, n_questions: int = 36_000, *, latent_dim: i
     return SyntheticMatrix(labels=labels, p_true=p_true, embeddings=emb.astype(np.float32),
                            benchmark=np.array(names)[bench_idx], n_choices=n_choices, split=split,
                            model_names=model_names, model_latent=model_latent.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------ EmbedLLM CSV layout
+
+EMBEDLLM_CSV_COLUMNS = ["prompt_id", "model_id", "category_id", "label", "prompt", "model_name", "category"]
+_WORDS = np.array("the of a which is what an that following best describes answer value most likely when two "
+                  "three number cell energy law state market patient drug court theory process function water "
+                  "system change rate force species protein acid tax contract sample light heat".split())
+
+
+def _synthetic_prompts(benchmark: np.ndarray, rng: np.random.Generator, words: int = 90) -> list[str]:
+    """Return one multiple-choice-looking prompt per question (~600 characters, with commas and newlines)."""
+    body = rng.choice(_WORDS, size=(len(benchmark), words))
+    out = []
+    for i, (b, w) in enumerate(zip(benchmark, body)):
+        stem = " ".join(w[:words - 16])
+        opts = "\n".join(f"{letter}. {' '.join(w[words - 16 + 4 * k: words - 12 + 4 * k])}"
+                         for k, letter in enumerate("ABCD"))
+        out.append(f'[{b} #{i}] {stem}, "quoted", which one?\n{opts}\nAnswer:')
+    return out
+
+
+def write_embedllm_csv(matrix: SyntheticMatrix, directory, duplicate_fraction: float = 0.01, seed: int = 0,
+                       chunk_models: int = 8) -> dict:
+    """Write MATRIX in the published EmbedLLM layout; return counts of rows, duplicate pairs and conflicts.
+
+    Files: train.csv / val.csv / test.csv (columns prompt_id, model_id, category_id, label, prompt, model_name,
+    category; one row per (model, question) in the question's split), question_order.csv (prompt_id, prompt) and
+    model_order.csv (model_id, model_name). A `duplicate_fraction` of the (model, question) pairs get a second row
+    appended to their split file; half of those carry the flipped label (a conflict), like the published data.
+    """
+    import polars as pl
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_models, n_q = matrix.labels.shape
+    cats = sorted(set(matrix.benchmark.tolist()))
+    cat_id = np.searchsorted(np.array(cats), matrix.benchmark)
+    prompts = pl.Series("prompt", _synthetic_prompts(matrix.benchmark, rng))
+    names = pl.Series("model_name", matrix.model_names)
+    pl.DataFrame({"prompt_id": np.arange(n_q), "prompt": prompts}).write_csv(directory / "question_order.csv")
+    pl.DataFrame({"model_id": np.arange(n_models), "model_name": names}).write_csv(directory / "model_order.csv")
+
+    def frame(m_idx: np.ndarray, q_idx: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
+        """Return rows in the published column order."""
+        return pl.DataFrame({
+            "prompt_id": q_idx, "model_id": m_idx, "category_id": cat_id[q_idx], "label": labels,
+            "prompt": prompts.gather(q_idx), "model_name": names.gather(m_idx),
+            "category": matrix.benchmark[q_idx]}).select(EMBEDLLM_CSV_COLUMNS)
+
+    counts = {"n_rows": 0, "n_duplicate_pairs": 0, "n_conflicts": 0}
+    for split in ("train", "val", "test"):
+        q = np.flatnonzero(matrix.split == split)
+        with open(directory / f"{split}.csv", "wb") as fh:
+            for start in range(0, n_models, chunk_models):
+                m = np.arange(start, min(start + chunk_models, n_models))
+                mm, qq = np.repeat(m, len(q)), np.tile(q, len(m))
+                frame(mm, qq, matrix.labels[mm, qq]).write_csv(fh, include_header=start == 0)
+                counts["n_rows"] += len(mm)
+                dup = rng.random(len(mm)) < duplicate_fraction
+                flip = dup & (rng.random(len(mm)) < 0.5)
+                lab = np.where(flip, 1 - matrix.labels[mm, qq], matrix.labels[mm, qq])[dup]
+                if dup.any():
+                    frame(mm[dup], qq[dup], lab.astype(np.int8)).write_csv(fh, include_header=False)
+                counts["n_rows"] += int(dup.sum())
+                counts["n_duplicate_pairs"] += int(dup.sum())
+                counts["n_conflicts"] += int(flip.sum())
+    return counts

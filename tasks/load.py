@@ -61,10 +61,15 @@ class Meta:
 
 @dataclass
 class Batch:
-    """Labelled rows plus their provenance: the unit the loader commits."""
+    """Labelled rows plus their provenance: the unit the loader commits.
+
+    Bulk path (datasets with millions of labels): pass `questions` (one row per question, QUESTION_COLUMNS) and
+    keep `rows` to model, question_id, label[, value], so question text is not repeated on every label row.
+    """
 
     meta: Meta
     rows: pl.DataFrame
+    questions: pl.DataFrame | None = None
 
 
 @dataclass
@@ -89,8 +94,41 @@ def code_version() -> str:
     return f"{__version__}+{sha}" if sha else __version__
 
 
+QUESTION_COLUMNS = ("question_id", "benchmark", "task", "doc_id", "doc_hash", "prompt", "target", "n_choices",
+                    "output_type", "split")
+LABEL_COLUMNS = ("model", "question_id", "label", "value")
+
+
+def _normalise_bulk(batch: Batch) -> pl.DataFrame:
+    """Return the label rows of a bulk batch (model, question_id, label, value), typed."""
+    rows = batch.rows
+    missing = [c for c in ("question_id", "label") if c not in rows.columns]
+    if missing:
+        raise InputError(f"{batch.meta.source or 'batch'}: missing column(s) {', '.join(missing)}")
+    if "model" not in rows.columns:
+        if not batch.meta.model:
+            raise InputError(f"{batch.meta.source or 'batch'}: rows have no model column and meta.model is empty")
+        rows = rows.with_columns(pl.lit(batch.meta.model).alias("model"))
+    if "value" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("value"))
+    return rows.select([pl.col(c).cast(ROW_SCHEMA[c]) for c in LABEL_COLUMNS])
+
+
+def normalise_questions(batch: Batch) -> pl.DataFrame:
+    """Return batch.questions with QUESTION_COLUMNS present and typed, split derived where null."""
+    q = batch.questions
+    missing = [c for c in ("question_id", "benchmark", "task", "prompt") if c not in q.columns]
+    if missing:
+        raise InputError(f"{batch.meta.source or 'batch'}: questions miss column(s) {', '.join(missing)}")
+    q = q.with_columns([pl.lit(None, dtype=ROW_SCHEMA[c]).alias(c) for c in QUESTION_COLUMNS if c not in q.columns])
+    q = q.select([pl.col(c).cast(ROW_SCHEMA[c]) for c in QUESTION_COLUMNS])
+    return q.with_columns(pl.coalesce(pl.col("split"), split_expr()).alias("split"))
+
+
 def normalise(batch: Batch) -> pl.DataFrame:
     """Return batch.rows with every ROW_SCHEMA column present and typed; raise InputError on missing columns."""
+    if batch.questions is not None:
+        return _normalise_bulk(batch)
     rows = batch.rows
     missing = [c for c in REQUIRED if c not in rows.columns]
     if missing:
@@ -138,13 +176,17 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
         new_models = con.execute(
             "INSERT INTO models (name, source) SELECT DISTINCT model, ? FROM _batch "
             "WHERE model NOT IN (SELECT name FROM models) RETURNING model_id", [source]).fetchall()
-        new_q = con.execute(
-            "INSERT OR IGNORE INTO questions (question_id, benchmark, task, doc_id, doc_hash, prompt, target, "
-            "n_choices, output_type, split, source) "
-            "SELECT question_id, any_value(benchmark), any_value(task), any_value(doc_id), any_value(doc_hash), "
-            "any_value(prompt), any_value(target), any_value(n_choices), any_value(output_type), any_value(split), ? "
-            "FROM _batch GROUP BY question_id RETURNING question_id",
-            [batch.meta.kind if batch.meta.kind != "evaluate" else "lm-eval"]).fetchall()
+        q_source = batch.meta.kind if batch.meta.kind != "evaluate" else "lm-eval"
+        if batch.questions is not None:
+            new_q = _insert_questions(con, normalise_questions(batch), q_source)
+        else:
+            new_q = con.execute(
+                "INSERT OR IGNORE INTO questions (question_id, benchmark, task, doc_id, doc_hash, prompt, target, "
+                "n_choices, output_type, split, source) "
+                "SELECT question_id, any_value(benchmark), any_value(task), any_value(doc_id), any_value(doc_hash), "
+                "any_value(prompt), any_value(target), any_value(n_choices), any_value(output_type), "
+                "any_value(split), ? FROM _batch GROUP BY question_id RETURNING question_id",
+                [q_source]).fetchall()
         con.execute(
             "INSERT OR REPLACE INTO correctness (model_id, question_id, label, value, load_id) "
             "SELECT m.model_id, b.question_id, b.label, b.value, ? FROM _batch b JOIN models m ON m.name = b.model",
@@ -166,6 +208,19 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
     report.n_labels += rows.height
     report.n_new_questions += len(new_q)
     report.n_new_models += len(new_models)
+
+
+def _insert_questions(con: duckdb.DuckDBPyConnection, questions: pl.DataFrame, source: str) -> list:
+    """Insert a bulk batch's question rows not yet present; return one item per new question."""
+    con.register("_batch_questions", questions.to_arrow())
+    try:
+        n = con.execute(
+            "INSERT OR IGNORE INTO questions (question_id, benchmark, task, doc_id, doc_hash, prompt, target, "
+            "n_choices, output_type, split, source) SELECT question_id, benchmark, task, doc_id, doc_hash, prompt, "
+            "target, n_choices, output_type, split, ? FROM _batch_questions", [source]).fetchall()[0][0]
+    finally:
+        con.unregister("_batch_questions")
+    return [None] * int(n)
 
 
 def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch]) -> LoadReport:
