@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ class TaskInfo:
     kind: str                       # task | group | tag
     version: str                    # metadata.version; for groups and tags their leaves' versions too
     leaves: tuple[str, ...] = field(default_factory=tuple)
+    leaf_versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
 
 def _hint(name: str, choices: list[str]) -> str:
@@ -205,6 +207,14 @@ def task_manager(suite: Suite):
     return _task_manager(include, True)
 
 
+def cache_root() -> Path:
+    """Return embedllm's cache folder ($EMBEDLLM_CACHE, else $XDG_CACHE_HOME/embedllm, else ~/.cache/embedllm)."""
+    import os
+
+    base = os.environ.get("EMBEDLLM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "embedllm")
+    return Path(base).expanduser()
+
+
 def _version_of(entry) -> str:
     """Return metadata.version of an index entry as text ('' when absent)."""
     meta = (entry.cfg or {}).get("metadata") or {}
@@ -212,47 +222,85 @@ def _version_of(entry) -> str:
     return "" if version is None else str(version)
 
 
-def _leaves(name: str, index: dict, seen: set[str] | None = None) -> list[str]:
-    """Return the leaf task names under a task, group or tag of lm-eval's index."""
+def _children(entry) -> list[str]:
+    """Return the names a group or tag entry stands for (none for a task)."""
     from lm_eval.tasks._index import Kind
 
+    if entry.kind == Kind.TAG:
+        return sorted(entry.tags)
+    if entry.kind != Kind.GROUP:
+        return []
+    raw = (entry.cfg or {}).get("task") or []
+    names = [c if isinstance(c, str) else (c.get("task") or c.get("group")) for c in
+             (raw if isinstance(raw, list) else [raw])]
+    return [n for n in names if isinstance(n, str)]
+
+
+def _summary(index: dict) -> dict[str, dict]:
+    """Return {name: {kind, version, children}} of an lm-eval task index (plain data: cacheable as JSON)."""
+    return {name: {"kind": e.kind.name.lower().replace("py_task", "task"), "version": _version_of(e),
+                   "children": _children(e)} for name, e in index.items()}
+
+
+def builtin_index() -> dict[str, dict]:
+    """Return the summary of lm-eval's built-in tasks, cached on disk per lm-eval version (indexing takes ~10 s)."""
+    import lm_eval
+    import lm_eval.tasks
+
+    tasks_dir = Path(lm_eval.tasks.__file__).parent
+    key = f"{getattr(lm_eval, '__version__', '?')}|{tasks_dir}|{tasks_dir.stat().st_mtime_ns}"
+    file = cache_root() / f"lm_eval_task_index-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if file.exists():
+        try:
+            return json.loads(file.read_text())
+        except (OSError, ValueError):
+            pass
+    summary = _summary(_task_manager((), True).task_index)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(summary))
+    os.replace(tmp, file)
+    return summary
+
+
+def suite_index(suite: Suite) -> dict[str, dict]:
+    """Return the task index summary a suite needs: its include_path, plus lm-eval's built-ins if a task is there."""
+    include = tuple(str(p) for p in suite.include_path)
+    own = _summary(_task_manager(include, False).task_index) if include else {}
+    if all(name in own for name in suite.task_names):
+        return own
+    return {**builtin_index(), **own}
+
+
+def _leaves(name: str, index: dict[str, dict], seen: set[str] | None = None) -> list[str]:
+    """Return the leaf task names under a task, group or tag of an index summary."""
     seen = set() if seen is None else seen
     if name in seen or name not in index:
         return []
     seen.add(name)
-    entry = index[name]
-    if entry.kind in (Kind.TASK, Kind.PY_TASK):
+    if index[name]["kind"] == "task":
         return [name]
-    if entry.kind == Kind.TAG:
-        children = sorted(entry.tags)
-    else:
-        raw = (entry.cfg or {}).get("task") or []
-        children = [c if isinstance(c, str) else (c.get("task") or c.get("group")) for c in
-                    (raw if isinstance(raw, list) else [raw])]
     out: list[str] = []
-    for child in children:
-        if isinstance(child, str):
-            out += _leaves(child, index, seen)
+    for child in index[name]["children"]:
+        out += _leaves(child, index, seen)
     return out
 
 
 def resolve_tasks(suite: Suite, tm=None) -> dict[str, TaskInfo]:
     """Return {task: TaskInfo} for every suite task; ConfigError (did-you-mean) for a task lm-eval does not know."""
-    tm = tm or task_manager(suite)
-    index = tm.task_index
+    index = _summary(tm.task_index) if tm is not None else suite_index(suite)
     out = {}
     for t in suite.tasks:
         if t.task not in index:
             where = f" or {', '.join(str(p) for p in suite.include_path)}" if suite.include_path else ""
-            raise ConfigError(f"unknown task {t.task!r} in suite {suite.name} ({suite.path}){_hint(t.task, tm.all_tasks)}:"
-                              f" not in lm-eval's task registry{where}")
+            raise ConfigError(f"unknown task {t.task!r} in suite {suite.name} ({suite.path})"
+                              f"{_hint(t.task, sorted(index))}: not in lm-eval's task registry{where}")
         entry = index[t.task]
-        kind = entry.kind.name.lower().replace("py_task", "task")
-        if kind == "task":
-            out[t.task] = TaskInfo(t.task, "task", _version_of(entry), (t.task,))
-            continue
         leaves = tuple(_leaves(t.task, index))
-        leaf_versions = json.dumps({leaf: _version_of(index[leaf]) for leaf in leaves}, sort_keys=True)
-        digest = hashlib.sha256(leaf_versions.encode()).hexdigest()[:8]
-        out[t.task] = TaskInfo(t.task, kind, f"{_version_of(entry) or '-'}+{digest}", leaves)
+        leaf_versions = tuple((leaf, index[leaf]["version"]) for leaf in leaves)
+        if entry["kind"] == "task":
+            out[t.task] = TaskInfo(t.task, "task", entry["version"], leaves, leaf_versions)
+            continue
+        digest = hashlib.sha256(json.dumps(leaf_versions).encode()).hexdigest()[:8]
+        out[t.task] = TaskInfo(t.task, entry["kind"], f"{entry['version'] or '-'}+{digest}", leaves, leaf_versions)
     return out

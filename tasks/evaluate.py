@@ -50,6 +50,7 @@ class TaskPlan:
     version: str
     num_fewshot: int | None = None
     leaves: tuple[str, ...] = ()
+    leaf_versions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def _task_plans(suite: Suite, infos: dict[str, TaskInfo]) -> list[TaskPlan]:
     """Return a TaskPlan per suite task with its current version."""
     return [TaskPlan(task=t.task, benchmark=t.benchmark, label_rule=str(t.label_rule), version=infos[t.task].version,
                      num_fewshot=t.num_fewshot if t.num_fewshot is not None else suite.num_fewshot,
-                     leaves=infos[t.task].leaves) for t in suite.tasks]
+                     leaves=infos[t.task].leaves, leaf_versions=infos[t.task].leaf_versions) for t in suite.tasks]
 
 
 def _done_tasks(con: duckdb.DuckDBPyConnection, job: EvalJob, limit: int | None) -> set[tuple[str, str, str]]:
@@ -199,17 +200,11 @@ def _imported(con: duckdb.DuckDBPyConnection, model: str) -> dict[str, tuple[str
     return {r["task"]: (r["task_version"] or "", r["model_revision"]) for r in rows}
 
 
-def _leaf_versions(suite: Suite, plan: TaskPlan) -> dict[str, str]:
-    """Return {leaf task: version} from lm-eval's index for the leaves of a plan."""
-    index = task_manager(suite).task_index
-    return {leaf: str(((index[leaf].cfg or {}).get("metadata") or {}).get("version", "")) for leaf in plan.leaves}
-
-
-def _covered_by_import(suite: Suite, plan: TaskPlan, imported: dict, revision: str | None) -> bool:
+def _covered_by_import(plan: TaskPlan, imported: dict, revision: str | None) -> bool:
     """Return whether imported labels cover every leaf of the task at its current version and the revision."""
     if not imported:
         return False
-    want = _leaf_versions(suite, plan)
+    want = dict(plan.leaf_versions)
     return bool(want) and all(leaf in imported and _same_version(imported[leaf][0], v)
                               and (revision is None or imported[leaf][1] == revision) for leaf, v in want.items())
 
@@ -249,7 +244,7 @@ def plan_evaluations(con: duckdb.DuckDBPyConnection, suite: str = "demo", models
             done = _done_tasks(con, base, limit)
             imported = _imported(con, entry.name)
             todo = [p for p in plans if (p.task, p.version, p.label_rule) not in done
-                    and not _covered_by_import(st, p, imported, entry.revision)]
+                    and not _covered_by_import(p, imported, entry.revision)]
         if todo:
             jobs.append(EvalJob(**{**asdict_shallow(base), "tasks": tuple(todo)}))
     return jobs
