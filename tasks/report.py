@@ -40,6 +40,8 @@ CALIBRATION_BINS = 10
 MAX_LEGEND_ENTRIES = 20
 MAX_POINT_LABELS = 30
 NEIGHBOURS = 5
+HEADLINE_METRICS = ("test_accuracy", "test_auc", "test_log_loss", "test_ece", "route_accuracy",
+                    "single_best_accuracy", "oracle_accuracy", "knn_test_accuracy", "train_seconds")
 TRAINING_TABLES = ("training_runs", "model_embeddings", "correctness_forecasts", "benchmark_forecasts")
 
 
@@ -578,8 +580,10 @@ table.wide{font-size:.8rem}.sim{color:#777}nav a{margin-right:1rem}
 
 def _metrics_html(metrics: dict) -> str:
     """Return the run's scalar metrics as a two-column HTML table."""
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>"
-                   for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None)
+    first = [k for k in HEADLINE_METRICS if k in metrics]
+    keys = first + [k for k in metrics if k not in first]
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(metrics[k])}</td></tr>"
+                   for k in keys if isinstance(metrics[k], (int, float, str, bool)) or metrics[k] is None)
     return f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>" if rows \
         else "<p class=\"note\">The run recorded no metrics.</p>"
 
