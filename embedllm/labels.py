@@ -22,7 +22,8 @@ from embedllm.errors import ConfigError
 
 DEFAULT_FILTER = "none"
 RULES_FILE = settings.CONFIG_DIR / "label_rules.yaml"
-_SYNTAX = re.compile(r"^\s*(?P<metric>[A-Za-z0-9_.\-]+)\s*(?:,\s*(?P<filter>[^>]+?))?\s*(?:>\s*(?P<thr>[-+0-9.eE]+))?\s*$")
+_SYNTAX = re.compile(r"^\s*(?P<metric>[A-Za-z0-9_.\-]+)\s*(?:,\s*(?P<filter>[^>]+?))?"
+                     r"\s*(?:>\s*(?P<thr>[-+0-9.eE]+))?\s*$")
 
 
 @dataclass(frozen=True)

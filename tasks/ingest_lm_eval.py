@@ -16,7 +16,9 @@ group name, one batch per subtask.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -58,20 +60,67 @@ def read_json_file(path: Path) -> Any:
         raise _json_error(path, data, exc) from None
 
 
-def read_samples_file(path: Path) -> tuple[list[dict], str]:
-    """Return (rows, sha256 of the bytes) of a samples file: one JSON array or JSON lines, told apart by content."""
+def read_samples_file(path: Path, *, metrics: tuple[str, ...] = (), multiple_choice: bool = False
+                      ) -> tuple[list[dict] | pl.DataFrame, str]:
+    """Return (rows, sha256 of the bytes) of a samples file: one JSON array or JSON lines, told apart by content.
+
+    JSON lines with doc_hash and filter (lm-eval >= 0.4.3) take a fast path when METRICS are given: polars reads
+    only the fields the importer uses and returns a frame (FRAME_COLUMNS + metrics) instead of a list of dicts.
+    Anything unusual falls back to full parsing, which names the file and line of a malformed one.
+    """
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if data.lstrip()[:1] == b"[":
         rows = read_json_file(path)
     else:
-        try:  # fast path: the whole file as one array
+        frame = _fast_jsonl(data, metrics, multiple_choice) if metrics else None
+        if frame is not None:
+            return frame, digest
+        try:  # the whole file as one array
             rows = orjson.loads(b"[" + b",".join(ln for ln in data.splitlines() if ln.strip()) + b"]")
         except orjson.JSONDecodeError:
             rows = _parse_jsonl_slowly(path, data)
     if not isinstance(rows, list) or any(not isinstance(r, dict) for r in rows):
         raise InputError(f"{path}: expected lm-eval samples (JSON objects, one per line or in one array)")
     return rows, digest
+
+
+class JsonLines:
+    """The non-blank lines of a JSONL file, split on first use (a fast-path row's `doc` is parsed only if needed)."""
+
+    def __init__(self, path: Path):
+        self.path, self._lines = path, None
+
+    def doc(self, index: int) -> Any:
+        """Return the `doc` of line INDEX (0-based, blank lines skipped)."""
+        if self._lines is None:
+            self._lines = [ln for ln in self.path.read_bytes().splitlines() if ln.strip()]
+        return orjson.loads(self._lines[index]).get("doc")
+
+
+FRAME_COLUMNS = ("doc_id", "doc_hash", "target", "filter", "context", "n_requests", "line")
+
+
+def _fast_jsonl(data: bytes, metrics: tuple[str, ...], multiple_choice: bool) -> pl.DataFrame | None:
+    """Return lm-eval >= 0.4.3 JSON lines as a frame (FRAME_COLUMNS + metrics), or None if they need full parsing."""
+    schema: dict[str, Any] = {"doc_id": pl.Int64, "doc_hash": pl.String, "target": pl.String, "filter": pl.String,
+                              "arguments": pl.Struct({"gen_args_0": pl.Struct({"arg_0": pl.String})})}
+    if multiple_choice:
+        schema["filtered_resps"] = pl.List(pl.List(pl.String))
+    for m in metrics:
+        schema.setdefault(m, pl.Float64)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(data), schema=schema)
+    except Exception:  # noqa: BLE001 - malformed or differently shaped: the slow path explains what is wrong
+        return None
+    frame = frame.with_columns(
+        pl.col("arguments").struct.field("gen_args_0").struct.field("arg_0").alias("context"),
+        (pl.col("filtered_resps").list.len() if multiple_choice else pl.lit(1)).cast(pl.Int64).alias("n_requests"),
+        pl.int_range(pl.len()).alias("line"))
+    if frame.height == 0 or frame.select(pl.col("doc_hash", "filter", "doc_id", "context").null_count()).row(0) != (
+            0, 0, 0, 0):
+        return None
+    return frame.select(*FRAME_COLUMNS, *metrics)
 
 
 def _parse_jsonl_slowly(path: Path, data: bytes) -> list[dict]:
@@ -129,8 +178,12 @@ def _samples_file(results_file: Path, task: str, all_tasks: set[str]) -> Path:
                      f"(expected samples_{task}_{stamp or '<timestamp>'}.jsonl); run lm-eval with --log_samples")
 
 
-def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict]]]:
-    """Return (results, samples by task) from an lm-eval output folder of any 0.4.x version (newest run per task)."""
+def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.DataFrame]]:
+    """Return (results, samples by task) from an lm-eval output folder of any 0.4.x version (newest run per task).
+
+    A task's samples are a list of dicts as lm-eval logged them, or (lm-eval >= 0.4.3 JSON lines, the fast path)
+    a polars frame of the fields the importer needs; batches_from_results takes either.
+    """
     root = Path(path)
     files = sorted(_results_files(root), key=_stamp)
     parsed = [(f, read_json_file(f)) for f in files]
@@ -148,7 +201,7 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict]]]:
         merged[key] = {}
         for _, res in parsed:
             merged[key].update(res.get(key) or {})
-    samples: dict[str, list[dict]] = {}
+    samples: dict[str, list[dict] | pl.DataFrame] = {}
     private: dict[str, dict] = {}
     all_tasks = set(newest_for)
     for task, (f, res) in sorted(newest_for.items()):
@@ -158,9 +211,15 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict]]]:
             if task in (res.get(key) or {}):
                 merged[key][task] = res[key][task]
         sfile = _samples_file(f, task, all_tasks)
-        samples[task], digest = read_samples_file(sfile)
+        config = res["configs"][task]
+        metrics = tuple(sorted({k.split(",")[0] for k in res["results"].get(task, {})
+                                if "," in k and "_stderr," not in k}))
+        samples[task], digest = read_samples_file(sfile, metrics=metrics,
+                                                  multiple_choice=config.get("output_type") == "multiple_choice")
         private[task] = {"results_file": str(f), "samples_file": str(sfile), "samples_sha256": digest,
                          "lm_eval_version": res.get("lm_eval_version"), "config": res.get("config") or {}}
+        if isinstance(samples[task], pl.DataFrame):
+            private[task]["lines"] = JsonLines(sfile)
     merged[_PRIVATE] = private
     return merged, samples
 
@@ -245,20 +304,45 @@ class PromptExtractor:
             return None
 
     def __call__(self, context: Any, doc: Any) -> str:
-        """Return the question text of one sample."""
+        """Return the question text of one sample (doc_to_text is rendered only when splitting is ambiguous).
+
+        DOC is the sample's doc or a zero-argument callable returning it (read only when needed)."""
         if not isinstance(context, str):  # chat-formatted or multiple-input contexts
             return json.dumps(context, ensure_ascii=False, default=str) if context is not None else ""
-        rendered = self._render(doc)
-        if rendered and context.rstrip().endswith(rendered.rstrip()):
-            return rendered.strip()
         text = context
         if self.description and text.startswith(self.description):
             text = text[len(self.description):]
         if self.num_fewshot > 0:
+            if text.count(self.delimiter) != self.num_fewshot:  # an example or the question holds the delimiter
+                rendered = self._render(doc() if callable(doc) else doc)
+                if rendered and context.rstrip().endswith(rendered.rstrip()):
+                    return rendered.strip()
             parts = text.split(self.delimiter, self.num_fewshot)
             if len(parts) == self.num_fewshot + 1:
                 text = parts[-1]
         return text.strip()
+
+    def many(self, contexts: list, docs: list) -> list[str]:
+        """Return the question texts of many samples: vectorised, per row only where splitting is ambiguous."""
+        if not all(isinstance(c, str) for c in contexts):
+            return [self(c, d) for c, d in zip(contexts, docs)]
+        text = pl.Series(contexts, dtype=pl.String)
+        if self.description:
+            text = text.str.strip_prefix(self.description)
+        if self.num_fewshot <= 0:
+            return text.str.strip_chars().to_list()
+        last = text.str.splitn(self.delimiter, self.num_fewshot + 1).struct.field(f"field_{self.num_fewshot}")
+        out = last.fill_null(text).str.strip_chars().to_list()
+        ambiguous = text.str.count_matches(self.delimiter, literal=True) != self.num_fewshot
+        for i in ambiguous.arg_true().to_list():
+            out[i] = self(contexts[i], docs[i])
+        return out
+
+
+def _filter_error(task: str, rule: LabelRule, have: list[str]) -> ConfigError:
+    """Return the error for a rule whose filter the samples do not have."""
+    return ConfigError(f"task {task}: no samples for filter {rule.filter!r} (the samples have {', '.join(have)}); "
+                       f"pass --label-rule {task}={rule.metric},{have[0]}")
 
 
 def _select_filter(task: str, rows: list[dict], rule: LabelRule, config: dict) -> list[dict]:
@@ -266,14 +350,11 @@ def _select_filter(task: str, rows: list[dict], rule: LabelRule, config: dict) -
     if rows and "filter" in rows[0]:
         chosen = [r for r in rows if r.get("filter", DEFAULT_FILTER) == rule.filter]
         if not chosen:
-            have = sorted({str(r.get("filter")) for r in rows})
-            raise ConfigError(f"task {task}: no samples for filter {rule.filter!r} (the samples have "
-                              f"{', '.join(have)}); pass --label-rule {task}={rule.metric},{have[0]}")
+            raise _filter_error(task, rule, sorted({str(r.get("filter")) for r in rows}))
         return chosen
     names = [f.get("name") for f in (config.get("filter_list") or []) if isinstance(f, dict)] or [DEFAULT_FILTER]
     if rule.filter not in names:
-        raise ConfigError(f"task {task}: no filter {rule.filter!r} in its config (filters: {', '.join(names)}); "
-                          f"pass --label-rule {task}={rule.metric},{names[0]}")
+        raise _filter_error(task, rule, names)
     if len(rows) % len(names):
         raise InputError(f"task {task}: {len(rows)} samples do not split evenly over filters {', '.join(names)}")
     block = len(rows) // len(names)
@@ -298,11 +379,11 @@ def _value(task: str, row: dict, rule: LabelRule) -> float:
                           "use a metric that lm-eval scores per sample") from None
 
 
-def _rows_digest(rows: list[dict], rule: LabelRule) -> str:
-    """Return a content hash of in-memory samples (doc hashes, filter and metric values)."""
+def _rows_digest(hashes: list[str], values: list[float]) -> str:
+    """Return a content hash of in-memory samples (their doc hashes and metric values, in order)."""
     h = hashlib.sha256()
-    for r in rows:
-        h.update(f"{r.get('doc_id')}|{r.get('doc_hash')}|{r.get('filter')}|{r.get(rule.metric)}\n".encode())
+    for d, v in zip(hashes, values):
+        h.update(f"{d}|{v!r}\n".encode())
     return h.hexdigest()
 
 
@@ -329,29 +410,53 @@ def _check_before_dedupe(task: str, values: list[float], agg: float, rule: Label
                                 f"{agg:.6f} ({source}); check the label rule for this task or re-run lm-eval")
 
 
-def batch_for_task(task: str, results: dict, rows: list[dict], *, model: str, kind: str, source: str,
-                   rule: LabelRule, benchmark: str, model_revision: str | None) -> Batch:
+def _columns_from_rows(task: str, rows: list[dict], rule: LabelRule, config: dict) -> dict[str, list]:
+    """Return the per-sample columns of in-memory rows (python API or fully parsed files) for the rule's filter."""
+    rows = _select_filter(task, rows, rule, config)
+    hashes = [r.get("doc_hash") or lm_eval_doc_hash(r.get("doc")) for r in rows]
+    targets = [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str)
+               for t in (r.get("target") for r in rows)]
+    return {"doc_id": [r.get("doc_id") for r in rows], "doc_hash": hashes, "target": targets,
+            "context": [_first_context(r) for r in rows], "n_requests": [_n_requests(r) for r in rows],
+            "value": [_value(task, r, rule) for r in rows], "doc": [r.get("doc") for r in rows]}
+
+
+def _columns_from_frame(task: str, frame: pl.DataFrame, rule: LabelRule, lines: JsonLines | None
+                        ) -> dict[str, list]:
+    """Return the per-sample columns of a fast-path frame for the rule's filter."""
+    chosen = frame.filter(pl.col("filter") == rule.filter)
+    if chosen.height == 0:
+        raise _filter_error(task, rule, sorted(frame["filter"].unique().to_list()))
+    if rule.metric not in chosen.columns or chosen[rule.metric].null_count():
+        raise ConfigError(f"task {task}: samples have no metric {rule.metric!r}; pass --label-rule {task}=METRIC")
+    cols = {c: chosen[c].to_list() for c in ("doc_id", "doc_hash", "target", "context", "n_requests")}
+    cols["value"] = chosen[rule.metric].to_list()
+    cols["doc"] = [functools.partial(lines.doc, i) for i in chosen["line"].to_list()] if lines else \
+        [None] * chosen.height
+    return cols
+
+
+def batch_for_task(task: str, results: dict, rows: list[dict] | pl.DataFrame, *, model: str, kind: str,
+                   source: str, rule: LabelRule, benchmark: str, model_revision: str | None) -> Batch:
     """Return the Batch of one task: labelled rows plus provenance, aggregate taken from lm-eval's results."""
     config = (results.get("configs") or {}).get(task) or {}
     private = (results.get(_PRIVATE) or {}).get(task) or {}
     src = private.get("samples_file") or source
-    rows = _select_filter(task, rows, rule, config)
-    if not rows:
-        raise InputError(f"{src}: task {task} has no samples")
     output_type = config.get("output_type")
-    extract = PromptExtractor(config, (results.get("n-shot") or {}).get(task))
     agg = _aggregate(task, results, rule)
-    qids, doc_ids, hashes, prompts, targets, n_choices, values = [], [], [], [], [], [], []
-    for r in rows:
-        doc_hash = r.get("doc_hash") or lm_eval_doc_hash(r.get("doc"))
-        qids.append(question_id(task, doc_hash))
-        doc_ids.append(r.get("doc_id"))
-        hashes.append(doc_hash)
-        prompts.append(extract(_first_context(r), r.get("doc")))
-        t = r.get("target")
-        targets.append(t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str))
-        n_choices.append(_n_requests(r) if output_type == "multiple_choice" else None)
-        values.append(_value(task, r, rule))
+    if isinstance(rows, pl.DataFrame):
+        cols = _columns_from_frame(task, rows, rule, private.get("lines"))
+    else:
+        cols = _columns_from_rows(task, rows, rule, config)
+    if not cols["doc_id"]:
+        raise InputError(f"{src}: task {task} has no samples")
+    extract = PromptExtractor(config, (results.get("n-shot") or {}).get(task))
+    qids = [question_id(task, h) for h in cols["doc_hash"]]
+    prompts = extract.many(cols["context"], cols["doc"])
+    values, hashes = cols["value"], cols["doc_hash"]
+    doc_ids, targets = cols["doc_id"], cols["target"]
+    n_choices = cols["n_requests"] if output_type == "multiple_choice" else [None] * len(qids)
+    n_samples = len(qids)
     bad = next((v for v in values if v not in (0.0, 1.0)), None) if rule.threshold is None else None
     if bad is not None:
         raise ConfigError(f"task {task}: per-sample {rule.metric} is {bad}, not 0/1; give a threshold, "
@@ -363,14 +468,14 @@ def batch_for_task(task: str, results: dict, rows: list[dict], *, model: str, ki
     }, schema_overrides={"doc_id": pl.Int64, "n_choices": pl.Int64, "value": pl.Float64})
     label = pl.col("value") if rule.threshold is None else (pl.col("value") > rule.threshold)
     frame = frame.with_columns(label.cast(pl.Int8).alias("label"))
-    details: dict[str, Any] = {"n_samples": len(rows), "filter": rule.filter}
+    details: dict[str, Any] = {"n_samples": n_samples, "filter": rule.filter}
     aggregate: float | None = agg
     if frame["question_id"].n_unique() < frame.height:  # identical docs: one question; check all rows first
         _check_before_dedupe(task, values, agg, rule, src)
         details["duplicate_docs"] = frame.height - frame["question_id"].n_unique()
         frame = frame.unique("question_id", keep="first", maintain_order=True)
         aggregate = None
-    digest = private.get("samples_sha256") or _rows_digest(rows, rule)
+    digest = private.get("samples_sha256") or _rows_digest(hashes, values)
     run_config = private.get("config") or results.get("config") or {}
     revision = model_revision or run_config.get("model_sha") or run_config.get("model_revision") or None
     version = (results.get("versions") or {}).get(task)
@@ -383,7 +488,7 @@ def batch_for_task(task: str, results: dict, rows: list[dict], *, model: str, ki
     return Batch(meta=meta, rows=frame)
 
 
-def batches_from_results(results: dict, samples: dict[str, list[dict]], *, model: str, kind: str = KIND,
+def batches_from_results(results: dict, samples: dict[str, list[dict] | pl.DataFrame], *, model: str, kind: str = KIND,
                          source: str = "lm-eval", rules: dict[str, LabelRule] | None = None,
                          model_revision: str | None = None,
                          benchmark_of: dict[str, str] | None = None) -> list[Batch]:

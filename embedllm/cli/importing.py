@@ -13,7 +13,8 @@ import_app = typer.Typer(
     name="import", no_args_is_help=True,
     help="Import correctness labels produced elsewhere (idempotent: importing the same data twice changes nothing).\n\n"
          "Examples:\n\n"
-         "  embedllm import lm-eval results/ --model meta-llama/Llama-3.2-1B --label-rule gsm8k=exact_match,strict-match\n\n"
+         "  embedllm import lm-eval results/ --model meta-llama/Llama-3.2-1B "
+         "--label-rule gsm8k=exact_match,strict-match\n\n"
          "  embedllm import embedllm-csv data/EmbedLLM/")
 app.add_typer(import_app)
 
@@ -60,7 +61,8 @@ def import_lm_eval(
     version = batches[0].meta.lm_eval_version if batches else None
     typer.echo(f"lm-eval results from {directory} for model {model}"
                + (f" (lm-eval {version})" if version else ""))
-    head = f"  {'task':<24} {'benchmark':<16} {'rule':<30} {'labels':>7} {'new q':>6} {'mean':>7} {'lm-eval':>7}  status  (mean = per-sample metric mean)"
+    head = (f"  {'task':<24} {'benchmark':<16} {'rule':<30} {'labels':>7} {'new q':>6} {'mean':>7} {'lm-eval':>7}  "
+            "status  (mean = per-sample metric mean)")
     typer.echo(head)
     for b in batches:
         skipped = f"{model}/{b.meta.task}" in report.skipped
