@@ -242,31 +242,55 @@ def _summary(index: dict) -> dict[str, dict]:
                    "children": _children(e)} for name, e in index.items()}
 
 
-def builtin_index() -> dict[str, dict]:
-    """Return the summary of lm-eval's built-in tasks, cached on disk per lm-eval version (indexing takes ~10 s)."""
-    import lm_eval
-    import lm_eval.tasks
+def _lm_eval_tasks_dir() -> tuple[str, Path]:
+    """Return (lm-eval version, folder of its built-in task YAMLs) without importing lm-eval (~1 s)."""
+    import importlib.util
+    from importlib import metadata
 
-    tasks_dir = Path(lm_eval.tasks.__file__).parent
-    key = f"{getattr(lm_eval, '__version__', '?')}|{tasks_dir}|{tasks_dir.stat().st_mtime_ns}"
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("lm-eval is not installed: pip install 'lm-eval>=0.4.13,<0.5'")
+    return metadata.version("lm-eval"), Path(list(spec.submodule_search_locations)[0]) / "tasks"
+
+
+def _cached_summary(key: str, build) -> dict[str, dict]:
+    """Return the index summary cached under KEY in cache_root(), building and writing it on a miss."""
     file = cache_root() / f"lm_eval_task_index-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if file.exists():
         try:
             return json.loads(file.read_text())
         except (OSError, ValueError):
             pass
-    summary = _summary(_task_manager((), True).task_index)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(summary))
-    os.replace(tmp, file)
+    summary = build()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(summary))
+        os.replace(tmp, file)
+    except OSError as exc:  # a read-only cache only costs time
+        log.debug("cannot cache the task index in %s: %s", file, exc)
     return summary
+
+
+def builtin_index() -> dict[str, dict]:
+    """Return the summary of lm-eval's built-in tasks, cached on disk per lm-eval install (indexing takes ~10 s)."""
+    version, tasks_dir = _lm_eval_tasks_dir()
+    key = f"builtin|{version}|{tasks_dir}|{tasks_dir.stat().st_mtime_ns}"
+    return _cached_summary(key, lambda: _summary(_task_manager((), True).task_index))
+
+
+def include_index(include: tuple[str, ...]) -> dict[str, dict]:
+    """Return the summary of the task YAMLs in INCLUDE folders, cached per file list, sizes and mtimes."""
+    files = sorted(p for root in include for p in Path(root).glob("**/*.yaml") if "__pycache__" not in p.parts)
+    stats = [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files]
+    key = json.dumps(["include", _lm_eval_tasks_dir()[0], list(include), stats])
+    return _cached_summary(key, lambda: _summary(_task_manager(include, False).task_index))
 
 
 def suite_index(suite: Suite) -> dict[str, dict]:
     """Return the task index summary a suite needs: its include_path, plus lm-eval's built-ins if a task is there."""
     include = tuple(str(p) for p in suite.include_path)
-    own = _summary(_task_manager(include, False).task_index) if include else {}
+    own = include_index(include) if include else {}
     if all(name in own for name in suite.task_names):
         return own
     return {**builtin_index(), **own}

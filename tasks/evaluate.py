@@ -277,11 +277,13 @@ def _simple_evaluate(lm, job: EvalJob, plan: TaskPlan, tm) -> dict:
 
     ea = job.eval_args
     fewshot = ea.get("num_fewshot", plan.num_fewshot)
-    samples = None
+    samples, tasks = None, [plan.task]
     if job.samples:
         samples = {k: list(v) for k, v in job.samples.items() if k == plan.task or k in plan.leaves}
+        if plan.task not in samples:          # chosen docs of some subtasks of a group: run those subtasks
+            tasks = sorted(samples)
     kwargs: dict[str, Any] = dict(
-        model=lm, tasks=[plan.task], num_fewshot=fewshot, limit=job.limit, samples=samples, log_samples=True,
+        model=lm, tasks=tasks, num_fewshot=fewshot, limit=job.limit, samples=samples, log_samples=True,
         task_manager=tm, bootstrap_iters=0, apply_chat_template=ea.get("apply_chat_template", False),
         system_instruction=ea.get("system_instruction"), gen_kwargs=ea.get("gen_kwargs"))
     if "fewshot_as_multiturn" in ea:
@@ -298,10 +300,11 @@ def _batches(job: EvalJob, plan: TaskPlan, results: dict) -> list[Batch]:
     from tasks.ingest_lm_eval import batches_from_results
 
     samples = results.pop("samples", None) or {}
+    names = (plan.task, *plan.leaves)
     batches = batches_from_results(results, samples, model=job.model, kind=KIND,
                                    source=f"evaluate:{job.suite}:{plan.task}",
-                                   rules={plan.task: LabelRule.parse(plan.label_rule)},
-                                   model_revision=job.revision, benchmark_of={plan.task: plan.benchmark})
+                                   rules={name: LabelRule.parse(plan.label_rule) for name in names},
+                                   model_revision=job.revision, benchmark_of={name: plan.benchmark for name in names})
     for b in batches:
         b.meta.model_revision = job.revision
         b.meta.details.update({
