@@ -51,7 +51,8 @@ def pipeline(suite: str | None = "demo", models: list[str] | None = None, limit:
         reports: list[StageReport] = []
         if not skip_eval:
             reports += evaluate(suite=suite or "demo", models=models, limit=limit, dask=dask,
-                                dask_workers=dask_workers, register_demo=register_demo, lock_wait=lock_wait)
+                                dask_workers=dask_workers, register_demo=register_demo, device=device,
+                                lock_wait=lock_wait)
         check = steps.validate(suite, force)
         reports.append(check.report)
         if not check.success:

@@ -80,11 +80,6 @@ def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
     get_run_logger().info(report.line())
 
 
-def staging_path() -> str:
-    """Return the staging folder (as a string, so it travels to Dask workers unchanged)."""
-    return str(settings.staging_dir())
-
-
 # ------------------------------------------------------------------------------------------------ evaluate
 
 @task(name="register-demo-models", **IO_RETRIES)
@@ -98,16 +93,16 @@ def register_demo_models() -> StageReport:
     return report
 
 
-@task(name="load-staging", **IO_RETRIES)
-def load_staging(staging: str, what: str = "load") -> StageReport:
-    """Commit every staging Parquet file in one transaction (the single writer); return the stage report."""
-    from tasks.load import load_staging as load
+@task(name="resume", **IO_RETRIES)
+def recover_staging(staging: str) -> StageReport:
+    """Commit staging files a killed run left behind (and record them); return the stage report."""
+    from tasks.evaluate import recover_staging as recover
 
-    n_files = len(list(Path(staging).glob("*.parquet"))) if Path(staging).exists() else 0
-    with stage(what) as (con, report):
-        done = load(con, staging)
-        report.note = (f"{n_files} staging file(s): {len(done.loaded)} loaded, {len(done.skipped)} already present"
-                       if n_files else "no staging files")
+    n_files = len(list(Path(staging).glob("*.parquet"))) if Path(staging).is_dir() else 0
+    with stage("resume") as (con, report):
+        recovered = recover(con, Path(staging)) if n_files else []
+        report.note = (f"{n_files} staging file(s) left by an interrupted run: {len(recovered)} task result(s) "
+                       "recovered" if n_files else "no staging files left by an interrupted run")
     return report
 
 
@@ -121,57 +116,78 @@ class Plan:
 
 
 @task(name="plan-evaluations", **IO_RETRIES)
-def plan_evaluations(suite: str, models: list[str] | None, limit: int | None) -> Plan:
+def plan_evaluations(suite: str, models: list[str] | None, limit: int | None, device: str | None = None) -> Plan:
     """Return the per-model jobs that still lack results at the current task versions and revisions."""
     from tasks.evaluate import plan_evaluations as plan
 
     with stage("plan") as (con, report):
-        jobs = plan(con, suite=suite, models=models, limit=limit)
+        jobs = plan(con, suite=suite, models=models, limit=limit, device=device)
         scope = reporting.warehouse_identity(con, settings.warehouse_path())
         report.note = (f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
                        if jobs else "every model has results for every task: nothing to evaluate")
     return Plan(jobs=jobs, scope=scope, report=report)
 
 
+def evaluation_staging() -> str:
+    """Return the evaluate stage's staging folder (a string, so it travels to Dask workers unchanged)."""
+    from tasks.evaluate import evaluation_staging as folder
+
+    return str(folder())
+
+
 def job_label(job) -> str:
     """Return `model (n tasks)` for an evaluation job."""
-    tasks = getattr(job, "tasks", None) or []
-    return f"{job.model} ({len(tasks)} task{'s' if len(tasks) != 1 else ''})"
+    n = len(job.tasks)
+    return f"{job.model} ({n} task{'s' if n != 1 else ''})"
 
 
 @task(name="evaluate-model", task_run_name="evaluate {job.model}", cache_key_fn=eval_cache_key,
       cache_expiration=timedelta(days=EVAL_CACHE_DAYS), persist_result=True)
 def evaluate_model(job, staging: str, scope: str):
-    """Run lm-eval for one model and write its staging Parquet (never the warehouse); return the EvalOutcome."""
+    """Run lm-eval for one model, writing staging Parquet (never the warehouse); return the EvalOutcome."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
     from tasks.evaluate import run_evaluation
 
-    return run_evaluation(job, Path(staging))
+    total, done = len(job.tasks), 0
+    progress = create_progress_artifact(0.0, description=f"{job.model}: 0 of {total} tasks")
+
+    def on_task(_job, outcome) -> None:
+        nonlocal done
+        done += 1
+        update_progress_artifact(progress, 100.0 * done / total,
+                                 description=f"{job.model}: {done} of {total} tasks (last: {outcome.task}, "
+                                             f"{outcome.status})")
+
+    return run_evaluation(job, Path(staging), on_task=on_task)
 
 
-@task(name="record-evaluations", **IO_RETRIES)
-def record_outcomes(outcomes: list) -> StageReport:
-    """Write one eval_runs row per (model, task) attempt; return the stage report."""
-    from tasks.evaluate import record_outcomes as record
+def reusable(outcome) -> bool:
+    """Return whether a cached outcome can stand: no failed task, and its staging files still exist."""
+    return not outcome.failed and all(Path(f).exists() for t in outcome.tasks for f in t.staging_files)
 
-    with stage("record") as (con, report):
-        record(con, outcomes)
+
+@task(name="load", **IO_RETRIES)
+def load(outcomes: list) -> StageReport:
+    """Commit the outcomes' staging files through the one loader and write eval_runs rows; return the report."""
+    from tasks.evaluate import record_outcomes
+
+    with stage("load") as (con, report):
+        record_outcomes(con, outcomes)
         failed = [o for o in outcomes if not outcome_ok(o)]
-        report.note = f"{len(outcomes) - len(failed)} model(s) evaluated, {len(failed)} failed" + (
+        report.note = f"{len(outcomes) - len(failed)} model(s) loaded, {len(failed)} with failures" + (
             ": " + "; ".join(outcome_error(o) for o in failed) if failed else "")
     return report
 
 
 def outcome_ok(outcome) -> bool:
     """Return whether an evaluation outcome succeeded for every task."""
-    ok = getattr(outcome, "ok", None)
-    if ok is None:
-        ok = getattr(outcome, "success", True)
-    return bool(ok() if callable(ok) else ok)
+    return not outcome.failed
 
 
 def outcome_error(outcome) -> str:
-    """Return `model: error` for a failed outcome."""
-    return f"{getattr(outcome, 'model', '?')}: {getattr(outcome, 'error', None) or 'failed'}"
+    """Return `model: task: first error` for a failed outcome."""
+    return f"{outcome.job.model}: {outcome.error}"
 
 
 @task(name="publish-leaderboard", **IO_RETRIES)
@@ -245,18 +261,9 @@ def embed_questions(embedder: str | None, device: str | None = None) -> StageRep
 
     with stage("embed") as (con, report):
         result = embed(con, embedder=embedder, device=device, progress=True)
-        report.note = describe(result, "embedder", "n_embedded", "questions_per_second")
+        rate = f", {result.n_embedded / result.seconds:.0f} questions/s" if result.n_embedded and result.seconds else ""
+        report.note = f"{result.embedder}: {result.n_embedded} new, {result.n_already} already embedded{rate}"
     return report
-
-
-def describe(obj: Any, *names: str) -> str:
-    """Return `name=value` pairs for those attributes of obj that exist (for one-line notes)."""
-    parts = []
-    for n in names:
-        v = getattr(obj, n, None)
-        if v is not None:
-            parts.append(f"{n}={v:.1f}" if isinstance(v, float) else f"{n}={v}")
-    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -274,6 +281,10 @@ class TrainOutcome:
 @task(name="train", **IO_RETRIES)
 def train(preset: str, device: str | None, embedder: str | None, force: bool = False) -> TrainOutcome:
     """Train the EmbedLLM model unless a run of this preset is newer than the latest load; return the run."""
+    if embedder:
+        from tasks.embed import canonical_name
+
+        embedder = canonical_name(embedder)
     with stage("train") as (con, report):
         fresh = None if force else freshness.current_training(con, preset, embedder)
         if fresh is not None:
@@ -304,7 +315,8 @@ def forecast(run_id: str, refresh: bool = True) -> StageReport:
             from tasks.forecast import write_forecasts
 
             written = write_forecasts(con, run_id)
-            report.note = ", ".join(f"{k}={v}" for k, v in written.items() if isinstance(v, (int, float, str)))
+            report.note = (f"run {run_id}: {written.get('correctness_forecasts')} correctness and "
+                           f"{written.get('benchmark_forecasts')} benchmark forecasts")
         rows = reporting.benchmark_forecast_rows(con)
     create_table_artifact(rows or [{"model": None, "benchmark": None, "predicted_accuracy": None}],
                           key="benchmark-forecasts",
@@ -312,18 +324,25 @@ def forecast(run_id: str, refresh: bool = True) -> StageReport:
     return report
 
 
-@task(name="publish-report", **IO_RETRIES)
-def publish_report(run_id: str) -> str | None:
-    """Build the HTML report of a run and publish a link to it; return its path (None if it cannot be built)."""
-    try:
-        from tasks.report import build_report
-    except ImportError:
-        return None
-    with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
-        index = build_report(con, run_id=run_id)
-    create_link_artifact(reporting.file_url(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
+@task(name="report", **IO_RETRIES)
+def publish_report(run_id: str, rebuild: bool = True) -> StageReport:
+    """Build the run's HTML report (unless it exists and nothing changed) and publish a link to it."""
+    from tasks.report import build_report, default_out_dir, report_uri
+
+    t0 = time.perf_counter()
+    report = StageReport("report")
+    index = default_out_dir(run_id) / "index.html"
+    if rebuild or not index.exists():
+        with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
+            index = build_report(con, run_id=run_id)
+        report.note = f"wrote {index}"
+    else:
+        report.skipped, report.note = True, f"{index} is up to date"
+    create_link_artifact(report_uri(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
                          description="Plots of model embeddings, forecasts, calibration and routing")
-    return str(index)
+    report.seconds = time.perf_counter() - t0
+    get_run_logger().info(report.line())
+    return report
 
 
 def publish_stages(reports: list[StageReport], title: str = "Pipeline stages") -> None:

@@ -1,6 +1,6 @@
 """The `train` flow: train the EmbedLLM model on the validated matrix, then write its forecasts.
 
-    train (skipped when a run of this preset is newer than the latest load) -> forecast -> report
+    train (skipped when a run of this preset is newer than the latest load) -> forecast -> report (HTML)
 
 Deployed on the `gpu` work pool (prefect.yaml); runs anywhere, choosing CUDA when present.
 """
@@ -33,6 +33,6 @@ def train(preset: str = "default", device: str | None = None, embedder: str | No
         run = steps.train(preset, device, embedder, force)
         reports = [run.report, steps.forecast(run.run_id, refresh=run.trained)]
         if report:
-            steps.publish_report(run.run_id)
+            reports.append(steps.publish_report(run.run_id, rebuild=run.trained))
         steps.publish_stages(reports, "Training stages")
         return Trained(run.run_id, run.trained, reports)

@@ -179,3 +179,255 @@ def test_run_lock_is_reentrant_within_a_process(warehouse_path):
 def test_describe_holder_names_pid_command_and_start():
     text = describe_holder({"pid": 42, "host": os.uname().nodename, "command": "embedllm run", "since": "noon"})
     assert text == "PID 42 (embedllm run) since noon"
+
+
+# ================================================================================================ flows on tiny models
+
+TINY_LIMIT = 3
+KILLER = textwrap.dedent("""
+    # Commit staging through the stage's own loader, but SIGKILL this process inside the 2nd (model, task)
+    # transaction, after its rows were inserted and before COMMIT.
+    import os, signal, sys
+    from pathlib import Path
+    import tasks.load as load
+    import warehouse
+    from tasks.evaluate import recover_staging
+
+    original, calls = load._commit_one, []
+
+    def commit_then_die(*args, **kwargs):
+        original(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    load._commit_one = commit_then_die
+    with warehouse.session(sys.argv[1]) as con:
+        recover_staging(con, Path(sys.argv[2]))
+    print("not killed", flush=True)
+""")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """Real Prefect on a temporary SQLite API (prefect_test_harness) with result storage in tmp, for the session."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect_results")
+    with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
+        with prefect_test_harness(server_startup_timeout=180):
+            yield
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> list[str]:
+    """Two tiny random causal LMs (seeds 0 and 1) saved as local model folders; returns their paths."""
+    from embedllm.tiny_lm import build_tiny_lm
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return [str(build_tiny_lm(root / f"tiny-{seed}", seed=seed)) for seed in (0, 1)]
+
+
+def register(db: Path, paths: list[str]) -> list[str]:
+    """Register local model folders in the warehouse at db; return their registry names."""
+    from embedllm.registry import add_model
+
+    with warehouse.session(db) as con:
+        return [add_model(con, p).name for p in paths]
+
+
+@pytest.fixture
+def tiny_warehouse(warehouse_path, tiny_models) -> list[str]:
+    """The test warehouse with the two tiny models registered; returns their names."""
+    return register(warehouse_path, tiny_models)
+
+
+def scalar(db: Path, sql: str, params: list | None = None):
+    """Return the single value of a query on a short read-only session."""
+    with warehouse.session(db, read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()[0][0]
+
+
+def artifact(key: str):
+    """Return the latest artifact with this key from the Prefect API (None if there is none)."""
+    from prefect.artifacts import Artifact
+
+    return Artifact.get(key)
+
+
+def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefect_harness, tiny_warehouse,
+                                                                          warehouse_path):
+    from flows.pipeline import pipeline
+    from tasks.embed import DEMO_EMBEDDER
+
+    result = pipeline(models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    stages = {s["stage"]: s for s in result.stages}
+    assert list(stages) == ["resume", "plan", "evaluate", "load", "validate", "embed", "train", "forecast",
+                            "report"]
+    n_questions = scalar(warehouse_path, "SELECT count(*) FROM questions")
+    assert n_questions == stages["load"]["rows"]["questions"] > 0
+    assert stages["load"]["rows"]["correctness"] == 2 * n_questions
+    assert stages["embed"]["rows"]["question_embeddings"] == n_questions
+    assert stages["forecast"]["rows"]["correctness_forecasts"] == 2 * n_questions
+    assert result.training_run == scalar(warehouse_path, "SELECT run_id FROM latest_training_run")
+    assert scalar(warehouse_path, "SELECT count(DISTINCT model) FROM leaderboard") == 2
+    for key in ("leaderboard", "evaluation-progress", "validation-summary", "data-docs", "training-metrics",
+                "benchmark-forecasts", "stage-reports", "report"):
+        assert artifact(key) is not None, key
+    assert artifact("evaluation-progress").data == 100.0
+    assert "| evaluate |" in artifact("stage-reports").data
+
+    counts = {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}")
+              for t in ("eval_runs", "correctness", "validation_runs", "training_runs", "question_embeddings")}
+    again = pipeline(models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "plan", "embed"]
+    assert not any(s["rows"] for s in again.stages)
+    assert counts == {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}") for t in counts}
+    assert again.training_run == result.training_run
+
+
+def test_pipeline_stops_before_embedding_and_training_when_validation_fails(prefect_harness, warehouse_path):
+    import polars as pl
+
+    from embedllm.errors import PipelineStopped
+    from embedllm.ids import question_id
+    from flows.pipeline import pipeline
+    from tasks.load import Batch, Meta, load_batches
+
+    # Model b lacks labels for half the questions: the coverage expectation fails.
+    rows = [{"model": m, "question_id": question_id("t", f"{i:064x}"), "benchmark": "b", "task": "t", "prompt": f"question {i}",
+             "label": i % 2} for m in ("a", "b") for i in range(20) if m == "a" or i < 10]
+    with warehouse.session(warehouse_path) as con:
+        load_batches(con, [Batch(Meta(kind="embedllm-csv", content_hash="h1"), pl.DataFrame(rows))])
+    with pytest.raises(PipelineStopped, match=r"validation run \S+ failed.*before embedding and training"):
+        pipeline(skip_eval=True, suite=None, embedder="all-MiniLM-L6-v2")
+    assert scalar(warehouse_path, "SELECT count(*) FROM validation_runs WHERE NOT success") == 1
+    assert scalar(warehouse_path, "SELECT count(*) FROM question_embeddings") == 0
+    assert scalar(warehouse_path, "SELECT count(*) FROM training_runs") == 0
+    assert "FAILED" in (artifact("validation-summary").description or "")
+
+
+def test_pipeline_refuses_a_second_run_on_the_same_warehouse(prefect_harness, warehouse_path, lock_holder,
+                                                             capsys, monkeypatch):
+    from embedllm.cli import main
+    from flows.pipeline import pipeline
+
+    holder = lock_holder()
+    with pytest.raises(RunLocked, match=f"PID {holder.pid}"):
+        pipeline(skip_eval=True)
+    monkeypatch.setattr(sys, "argv", ["embedllm", "run", "--skip-eval", "-w", str(warehouse_path)])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: warehouse") and f"PID {holder.pid}" in err and "\n" not in err
+
+
+@pytest.fixture(scope="session")
+def tiny_staging(tmp_path_factory, tiny_models) -> dict:
+    """A warehouse with the tiny models registered plus the staging Parquet of their evaluation (not loaded)."""
+    from tasks.evaluate import plan_evaluations, run_evaluation
+
+    root = tmp_path_factory.mktemp("tiny_staging")
+    db, staging = root / "wh.duckdb", root / "staging"
+    names = register(db, tiny_models)
+    with warehouse.session(db) as con:
+        jobs = plan_evaluations(con, "demo", names, TINY_LIMIT)
+    outcomes = [run_evaluation(job, staging) for job in jobs]
+    assert not any(o.failed for o in outcomes)
+    return {"db": db, "staging": staging, "names": names, "n_results": sum(len(o.tasks) for o in outcomes),
+            "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
+
+
+def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_it(prefect_harness, tiny_staging,
+                                                                                  warehouse_path, tmp_path):
+    import shutil
+
+    from flows.evaluate import evaluate
+    from tasks.evaluate import evaluation_staging
+
+    shutil.copy(tiny_staging["db"], warehouse_path)
+    staging = evaluation_staging()
+    shutil.copytree(tiny_staging["staging"], staging)
+    killed = subprocess.run([sys.executable, "-c", KILLER, str(warehouse_path), str(staging)], capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    # The first (model, task) result is committed whole; the second's rows vanished with its transaction.
+    assert scalar(warehouse_path, "SELECT count(*) FROM loads") == 1
+    assert scalar(warehouse_path, "SELECT count(*) FROM correctness") == scalar(
+        warehouse_path, "SELECT sum(n_labels) FROM loads")
+    assert len(list(staging.glob("*.parquet"))) == tiny_staging["n_results"] - 1
+
+    reports = evaluate(models=tiny_staging["names"], limit=TINY_LIMIT)
+    by_stage = {r.stage: r for r in reports}
+    assert "evaluate" not in by_stage, "the rerun called lm-eval for results that were in staging"
+    assert by_stage["resume"].rows["correctness"] > 0
+    assert scalar(warehouse_path, "SELECT count(*) FROM correctness") == tiny_staging["n_labels"]
+    assert scalar(warehouse_path, "SELECT count(*) FROM eval_runs WHERE status = 'success'") == \
+        tiny_staging["n_results"]
+    assert not list(staging.glob("*.parquet"))
+
+
+def one_task_job(db: Path, name: str):
+    """Return an evaluation job for one model restricted to its first task (a few seconds of lm-eval)."""
+    import dataclasses
+
+    from tasks.evaluate import plan_evaluations
+
+    with warehouse.session(db) as con:
+        job = plan_evaluations(con, "demo", [name], 2)[0]
+    return dataclasses.replace(job, tasks=job.tasks[:1])
+
+
+def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(prefect_harness, tiny_warehouse,
+                                                                             warehouse_path, tmp_path):
+    from flows.evaluate import evaluate_models
+
+    job = one_task_job(warehouse_path, tiny_warehouse[0])
+    staging = tmp_path / "staging"
+    scope = f"test-scope-{tmp_path.name}"
+    (first,), _ = evaluate_models([job], str(staging), scope)
+    files = [Path(f) for t in first.tasks for f in t.staging_files]
+    assert files and all(f.exists() for f in files)
+    stamps = [f.stat().st_mtime_ns for f in files]
+
+    (second,), _ = evaluate_models([job], str(staging), scope)       # cached: lm-eval is not called again
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert second.tasks[0].staging_files == first.tasks[0].staging_files
+
+    for f in files:
+        f.unlink()
+    (third,), _ = evaluate_models([job], str(staging), scope)        # cached outcome unusable: evaluated again
+    assert all(Path(f).exists() for t in third.tasks for f in t.staging_files)
+
+
+def evaluate_on_dask(db: Path, names: list[str], processes: bool) -> list:
+    """Run the evaluate flow with per-model evaluation on a 2-worker local Dask cluster; return its reports."""
+    from flows.evaluate import evaluate
+
+    return evaluate(models=names, limit=2, dask=True, dask_workers=2, dask_processes=processes)
+
+
+def check_dask_run(db: Path, names: list[str], reports: list) -> None:
+    """Assert both models were evaluated on the Dask subflow and loaded by the one writer."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    stages = {r.stage: r for r in reports}
+    assert stages["evaluate"].note.startswith("2 of 2 model(s)")
+    assert scalar(db, "SELECT count(DISTINCT model) FROM leaderboard") == 2
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["evaluate-models-dask"])))
+    assert runs and runs[-1].state.is_completed()
+
+
+def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(prefect_harness, tiny_warehouse,
+                                                                     warehouse_path):
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, False))
+
+
+@pytest.mark.slow
+def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(prefect_harness, tiny_warehouse,
+                                                                       warehouse_path):
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, True))
