@@ -28,6 +28,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import polars as pl
@@ -256,12 +257,19 @@ def build_batch(files: dict[str, Path], digest: str, summary: CsvImport) -> Batc
     return Batch(meta=meta, rows=labels, questions=questions)
 
 
-def import_embedllm_csv(con: duckdb.DuckDBPyConnection, directory: str | Path) -> CsvImport:
-    """Import an EmbedLLM-layout folder in one transaction (no-op if the same files were imported); return counts."""
+def import_embedllm_csv(con: duckdb.DuckDBPyConnection, directory: str | Path,
+                        progress: Callable[[str], None] | None = None) -> CsvImport:
+    """Import an EmbedLLM-layout folder in one transaction (no-op if the same files were imported); return counts.
+
+    PROGRESS, if given, is called with the name of each phase as it starts (the CLI shows it in a spinner).
+    """
+    step = progress or (lambda _text: None)
     t0 = time.perf_counter()
     files = layout(directory)
     for split in SPLITS:
         require_columns(files[split], ["prompt_id", "model_id", "label", "category"])
+    con.execute("SET enable_progress_bar = false")  # keep DuckDB's own bar out of the CLI output
+    step("hashing the files (same content => already loaded)")
     digest = content_hash(files)
     summary = CsvImport(directory=str(directory), content_hash=digest)
     summary.seconds["hash"] = time.perf_counter() - t0
@@ -270,7 +278,9 @@ def import_embedllm_csv(con: duckdb.DuckDBPyConnection, directory: str | Path) -
         summary.report = LoadReport(skipped=[f"{KIND}/{Path(directory).name}"])
         summary.seconds["total"] = time.perf_counter() - t0
         return summary
+    step("reading and resolving duplicates")
     batch = build_batch(files, digest, summary)
+    step(f"loading {batch.rows.height:,} labels into the warehouse (one transaction)")
     t1 = time.perf_counter()
     summary.report = load_batches(con, [batch])
     summary.seconds["load"] = time.perf_counter() - t1

@@ -120,6 +120,15 @@ def test_prompt_falls_back_to_splitting_few_shot_delimiters_without_a_template()
     assert extract(ctx, {"q": "3+3"}) == "Q: 3+3?\nA:"
 
 
+def test_ambiguous_few_shot_split_renders_doc_to_text_for_that_doc():
+    extract = PromptExtractor({"num_fewshot": 1, "fewshot_delimiter": "\n\n", "doc_to_text": "Q: {{q}}\nA:"}, None)
+    tricky = "Q: first para\n\nsecond para\nA: x\n\nQ: the question\nA:"   # the example holds the delimiter
+    plain = "Q: one\nA: y\n\nQ: other\nA:"
+    docs = [lambda: {"q": "the question"}, lambda: (_ for _ in ()).throw(AssertionError("doc read needlessly"))]
+    assert extract.many([tricky, plain], docs) == ["Q: the question\nA:", "Q: other\nA:"]
+    assert extract(tricky, {"q": "the question"}) == "Q: the question\nA:"
+
+
 def test_generative_task_keeps_only_the_rule_filter_rows():
     flexible = _batches(JSONL)["fx_gen"]
     strict = _batches(JSONL, {**RULES, "fx_gen": "exact_match,strict-match"})["fx_gen"]

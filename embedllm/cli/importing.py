@@ -92,8 +92,8 @@ def import_embedllm_csv(
     import warehouse as wh
     from tasks.ingest_embedllm_csv import import_embedllm_csv as run_import
 
-    with wh.session() as con, _status(f"importing {directory}"):
-        s = run_import(con, directory)
+    with wh.session() as con, _status(f"importing {directory}") as spinner:
+        s = run_import(con, directory, progress=lambda text: spinner.update(f"{directory}: {text}"))
     if s.already_loaded:
         typer.echo(f"{directory}: already loaded (same files, content {s.content_hash[:12]}); nothing changed "
                    f"({s.seconds['total']:.1f} s)")
