@@ -34,7 +34,9 @@ from tasks.load import AGGREGATE_TOLERANCE, Batch, Meta
 
 KIND = "lm-eval-import"
 _PRIVATE = "_embedllm"  # key read_lm_eval_dir adds to the results dict: per-task files, hashes and versions
-_STAMP = re.compile(r"^results_(?P<stamp>.+)\.json$")
+# results_<timestamp>.json, or <stem>_<timestamp>.json when --output_path named a .json file (>= 0.4.2)
+_STAMP = re.compile(r"^(?!samples_)(?P<stem>.+?)_(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.json$|"
+                    r"^results_(?P<stamp2>.+)\.json$")
 _LAYOUT_HELP = ("expected an lm-eval --output_path folder: results_<timestamp>.json with "
                 "samples_<task>_<timestamp>.jsonl (lm-eval >= 0.4.2), or results.json with <model>_<task>.jsonl "
                 "(0.4.0-0.4.1), directly inside or one model folder down; run lm-eval with --log_samples")
@@ -141,7 +143,7 @@ def _results_files(root: Path) -> list[Path]:
     """Return the results files directly in ROOT or one folder down; InputError for an unknown layout."""
     if not root.is_dir():
         raise InputError(f"{root}: not a directory; {_LAYOUT_HELP}")
-    found = sorted(p for pattern in ("results*.json", "*/results*.json") for p in root.glob(pattern)
+    found = sorted(p for pattern in ("*.json", "*/*.json") for p in root.glob(pattern)
                    if p.name == "results.json" or _STAMP.match(p.name))
     if not found:
         raise InputError(f"{root}: no lm-eval results file found; {_LAYOUT_HELP}")
@@ -156,7 +158,7 @@ def _results_files(root: Path) -> list[Path]:
 def _stamp(path: Path) -> str:
     """Return the sortable timestamp of a results file ('' for the undated results.json of 0.4.0-0.4.1)."""
     m = _STAMP.match(path.name)
-    return m.group("stamp") if m else ""
+    return (m.group("stamp") or m.group("stamp2")) if m else ""
 
 
 def _samples_file(results_file: Path, task: str, all_tasks: set[str]) -> Path:

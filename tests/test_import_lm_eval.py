@@ -187,6 +187,19 @@ def test_lm_eval_0_4_2_names_with_json_array_content_are_read(tmp_path):
                                                                                "fx_gen": 10}
 
 
+def test_output_path_named_as_a_json_file_is_read(tmp_path):
+    # lm_eval --output_path out/my_run.json writes out/my_run_<timestamp>.json + out/samples_<task>_<timestamp>.jsonl
+    src = JSONL / "tiny-lm"
+    newest = _newest_results(src)
+    stamp = newest.stem.removeprefix("results_")
+    (tmp_path / "out").mkdir()
+    shutil.copy(newest, tmp_path / "out" / f"my_run_{stamp}.json")
+    for f in src.glob(f"samples_*_{stamp}.jsonl"):
+        shutil.copy(f, tmp_path / "out" / f.name)
+    assert {t: b.rows.height for t, b in _batches(tmp_path / "out").items()} == {"fx_mc": 12, "fx_cont": 10,
+                                                                                "fx_gen": 10}
+
+
 # ------------------------------------------------------------------------------------------- loading
 
 def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con):
