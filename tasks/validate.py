@@ -98,42 +98,73 @@ def load_config(path: str | Path | None = None) -> dict:
 
 @dataclass(frozen=True)
 class Frame:
-    """A frame pulled from the warehouse by a named query; index columns identify a row in failure examples."""
+    """A frame the checks read; index columns identify a row in failure examples."""
 
     name: str
-    query: str
     index_columns: tuple[str, ...]
-    params: Callable[[dict, tuple[list[str], list[str]] | None], dict] = lambda cfg, scope: {}
-
-
-def _coverage_params(cfg: dict, scope: tuple[list[str], list[str]] | None) -> dict:
-    """Return the coverage query's parameters: all questions, or those of the suite's tasks and benchmarks."""
-    tasks, benchmarks = scope if scope is not None else ([], [])
-    return {"all_questions": scope is None, "tasks": tasks, "benchmarks": benchmarks,
-            "n_examples": int(cfg["coverage"]["examples"])}
 
 
 FRAMES: dict[str, Frame] = {f.name: f for f in [
-    Frame("labels", "validate_labels", ("model_id", "question_id")),
-    Frame("questions", "validate_questions", ("question_id", "task")),
-    Frame("label_questions", "validate_label_questions", ("question_id", "n_labels")),
-    Frame("split_shares", "validate_split_shares", ("split", "n_questions", "share", "target"),
-          lambda cfg, scope: {**cfg["splits"]["targets"], "tolerance": cfg["splits"]["tolerance"],
-                              "sigmas": cfg["splits"]["sigmas"]}),
-    Frame("coverage", "validate_coverage", ("model", "n_expected", "missing_by_benchmark", "missing_examples"),
-          _coverage_params),
-    Frame("model_benchmarks", "validate_model_benchmarks", ("model", "benchmark", "n_labels"),
-          lambda cfg, scope: {"min_questions": cfg["constant_labels"]["min_questions"]}),
-    Frame("chance", "validate_chance", ("model", "benchmark", "n_labels", "chance"),
-          lambda cfg, scope: {k: cfg["chance"][k] for k in ("margin", "sigmas", "min_questions")}),
+    Frame("labels", ("model_id", "question_id")),
+    Frame("questions", ("question_id", "task")),
+    Frame("label_questions", ("question_id", "n_labels")),
+    Frame("split_shares", ("split", "n_questions", "share", "target")),
+    Frame("coverage", ("model", "n_expected", "missing_by_benchmark", "missing_examples")),
+    Frame("model_benchmarks", ("model", "benchmark", "n_labels")),
+    Frame("chance", ("model", "benchmark", "n_labels", "chance")),
 ]}
+
+
+def _pull(con: duckdb.DuckDBPyConnection, query: str, params: dict | None = None,
+          categorical: tuple[str, ...] = ()) -> Any:
+    """Return the named query's result as a pandas DataFrame, via Arrow (3x faster than .df() at 4M rows).
+
+    CATEGORICAL string columns are dictionary-encoded first: GE's pandas metrics filter and hash the frame many
+    times, and integer codes halve its time on 4M labels.
+    """
+    import pyarrow.compute as pc
+
+    table = con.sql(warehouse.sql_text(query), params=params or None).to_arrow_table()
+    for name in categorical:
+        table = table.set_column(table.schema.get_field_index(name), name, pc.dictionary_encode(table[name]))
+    return table.to_pandas()
+
+
+def constant_frame(cells: Any, cfg: dict) -> Any:
+    """Return the (model, benchmark) cells with enough labels for the all-equal-labels check."""
+    keep = cells["n_labels"] >= cfg["constant_labels"]["min_questions"]
+    return cells.loc[keep, ["model", "benchmark", "n_labels", "accuracy"]].reset_index(drop=True)
+
+
+def chance_frame(cells: Any, cfg: dict) -> Any:
+    """Return the cells with enough multiple-choice labels, their accuracy there, chance and the floor below it."""
+    c = cfg["chance"]
+    mc = cells.loc[cells["n_mc"] >= c["min_questions"],
+                   ["model", "benchmark", "n_mc", "mc_accuracy", "chance", "chance_sd"]]
+    mc = mc.rename(columns={"n_mc": "n_labels", "mc_accuracy": "accuracy"}).reset_index(drop=True)
+    spread = (mc["chance_sd"].astype(float) * float(c["sigmas"])).clip(lower=float(c["margin"]))
+    mc["chance_floor"] = mc["chance"].astype(float) - spread
+    return mc.drop(columns=["chance_sd"])
 
 
 def collect_frames(con: duckdb.DuckDBPyConnection, cfg: dict,
                    scope: tuple[list[str], list[str]] | None = None) -> dict[str, Any]:
     """Return every frame the checks read, as pandas DataFrames pulled from the warehouse (only needed columns)."""
-    return {name: con.sql(warehouse.sql_text(f.query), params=f.params(cfg, scope) or None).df()
-            for name, f in FRAMES.items()}
+    tasks, benchmarks = scope if scope is not None else ([], [])
+    splits = cfg["splits"]
+    cells = _pull(con, "validate_model_benchmarks")
+    return {
+        "labels": _pull(con, "validate_labels", categorical=("question_id",)),
+        "questions": _pull(con, "validate_questions"),
+        "label_questions": _pull(con, "validate_label_questions"),
+        "split_shares": _pull(con, "validate_split_shares", {**splits["targets"], "tolerance": splits["tolerance"],
+                                                             "sigmas": splits["sigmas"]}),
+        "coverage": _pull(con, "validate_coverage", {"all_questions": scope is None, "tasks": tasks,
+                                                     "benchmarks": benchmarks,
+                                                     "n_examples": int(cfg["coverage"]["examples"])}),
+        "model_benchmarks": constant_frame(cells, cfg),
+        "chance": chance_frame(cells, cfg),
+    }
 
 
 # ------------------------------------------------------------------------------------------------- checks
