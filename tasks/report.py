@@ -10,9 +10,12 @@ Plots are made with matplotlib's object API on the Agg canvas (no pyplot global 
 Every section degrades to a note (never an exception) when the warehouse is too small for it: one model, one
 benchmark, no test labels, no costs, no tags. The only hard error is a warehouse without a training run.
 
-Missing costs (the rule, also stated on the page): a model without cost_per_mtok is charged the median of the
-registered costs; when no model has a cost, every cost is 0 and the cost weight has no effect. Costs are
-normalised by the largest one, so utility p - w * cost compares numbers on the same 0..1 scale.
+Costs follow the route stage's rule (tasks/route.py `normalised_costs`, also stated on the page): cost_per_mtok
+divided by the largest registered cost, so utility p - w * cost compares numbers on the same 0..1 scale; a model
+without a registered cost counts as free (cost 0), like a local model; with no costs at all, w has no effect.
+Routing here scores the stored correctness forecasts of labelled test questions (no checkpoint or torch needed),
+choosing per question among the models that have a label for it, which route_embeddings' per-model mask cannot
+express; the utility and the argmax are the same as `embedllm route`.
 """
 
 from __future__ import annotations
@@ -197,7 +200,7 @@ def project_2d(emb: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
     # exact gradients: O(n^2) but far faster than Barnes-Hut's threaded tree for the few hundred models we map
     tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca" if d >= 2 else "random",
-                method="exact" if n <= 1000 else "barnes_hut", random_state=0)
+                method="exact" if n <= 1000 else "barnes_hut", max_iter=500, random_state=0)
     layouts[f"t-SNE (cosine, perplexity {perplexity:.1f})"] = tsne.fit_transform(emb)
     return layouts, notes
 
@@ -402,19 +405,18 @@ def calibration_section(data: RunData, out_dir: Path) -> Section:
 
 
 def normalised_costs(costs: list[float | None]) -> tuple[np.ndarray, str]:
-    """Return costs scaled to 0..1 by the largest (missing ones = median of the known) and the rule applied."""
-    known = np.array([c for c in costs if c is not None and math.isfinite(c) and c >= 0], dtype=float)
-    if known.size == 0:
-        return np.zeros(len(costs)), "No model has cost_per_mtok: every cost counts as 0, so w has no effect."
-    fill = float(np.median(known))
-    filled = np.array([c if c is not None and math.isfinite(c) and c >= 0 else fill for c in costs], dtype=float)
-    top = filled.max()
-    scaled = filled / top if top > 0 else np.zeros_like(filled)
-    n_missing = len(costs) - known.size
-    rule = (f"Costs are cost_per_mtok divided by the largest ({top:g}); {n_missing} model(s) without a cost "
-            f"are charged the median registered cost ({fill:g}).") if n_missing else \
-        f"Costs are cost_per_mtok divided by the largest ({top:g})."
-    return scaled, rule
+    """Return costs scaled to 0..1 by the route stage's rule (missing = free, divided by the largest) and the rule."""
+    from tasks.route import normalised_costs as route_costs
+
+    scaled = np.asarray(route_costs(costs, len(costs)), dtype=float)
+    known = [c for c in costs if c is not None and math.isfinite(c) and c >= 0]
+    if not known or max(known) == 0:
+        return scaled, "No model has a cost_per_mtok above 0: every cost counts as 0, so w has no effect."
+    n_free = len(costs) - len(known)
+    rule = f"Costs are cost_per_mtok divided by the largest ({max(known):g}), as `embedllm route --cost-weight` does"
+    if n_free:
+        rule += f"; {n_free} model(s) without a registered cost count as free (cost 0), e.g. local models"
+    return scaled, rule + "."
 
 
 @dataclass
@@ -435,10 +437,12 @@ class RoutingCurve:
 def test_matrices(test: pl.DataFrame, model_ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return (P, Y, mask) models x questions from labelled test pairs; mask marks pairs that have a label."""
     row_of = {m: i for i, m in enumerate(model_ids)}
-    test = test.filter(pl.col("model_id").is_in(model_ids))
-    qids, qcol = np.unique(test["question_id"].to_numpy().astype(str), return_inverse=True)
-    rows = np.array([row_of[m] for m in test["model_id"].to_list()], dtype=int)
-    shape = (len(model_ids), len(qids))
+    test = test.filter(pl.col("model_id").is_in(model_ids)).with_columns(
+        pl.col("model_id").replace_strict(row_of, return_dtype=pl.Int64).alias("_row"),
+        (pl.col("question_id").rank("dense") - 1).cast(pl.Int64).alias("_col"))
+    rows, qcol = test["_row"].to_numpy(), test["_col"].to_numpy()
+    n_questions = int(qcol.max()) + 1 if test.height else 0
+    shape = (len(model_ids), n_questions)
     p, y, mask = np.zeros(shape), np.zeros(shape), np.zeros(shape, dtype=bool)
     p[rows, qcol] = test["p_correct"].to_numpy()
     y[rows, qcol] = test["label"].to_numpy()

@@ -94,7 +94,7 @@ def test_report_writes_page_with_every_plot(report_index):
         assert f'src="{image}"' in page
     assert page.count('class="caption"') >= 6
     assert "Nearest neighbours" in page and "<td><b>synthetic/" in page
-    assert "charged the median registered cost" in page   # the missing-cost rule is stated
+    assert "without a registered cost count as free" in page   # the missing-cost rule is stated
 
 
 def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, tmp_path):
@@ -103,7 +103,7 @@ def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, tmp_path):
     page = build_report(con, tmp_path / "out").read_text()
     assert "t-SNE needs at least 4 models" in page
     assert "Only one benchmark" in page
-    assert "No model has cost_per_mtok" in page
+    assert "No model has a cost_per_mtok" in page
     assert (tmp_path / "out" / "embedding_map.png").exists()
 
 
@@ -149,10 +149,10 @@ def test_family_falls_back_to_tag_then_name_prefix():
     assert family_of("plain-name", None, None) == "other"
 
 
-def test_missing_costs_take_the_median_and_scale_by_the_largest():
+def test_missing_costs_count_as_free_like_the_router():
     cost, rule = normalised_costs([1.0, None, 4.0, 2.0])
-    assert cost.tolist() == [0.25, 0.5, 1.0, 0.5]
-    assert "1 model(s) without a cost" in rule
+    assert cost.tolist() == [0.25, 0.0, 1.0, 0.5]
+    assert "1 model(s) without a registered cost count as free" in rule
     none, rule = normalised_costs([None, None])
     assert none.tolist() == [0.0, 0.0] and "no effect" in rule
 
