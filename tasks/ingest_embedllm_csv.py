@@ -18,7 +18,7 @@ Rules (also in the import report):
 Speed: polars parses only the columns it needs (the prompt column is read once per question from
 question_order.csv when present), groups vectorised, and the rows go to DuckDB through the one loader's bulk path
 (questions passed once, label rows holding model, question_id, label). 112 models x 36,000 questions import in
-well under a minute on 2 cores (benchmarks/import_embedllm_csv.py).
+about 20 CPU-seconds (benchmarks/import_embedllm_csv.py).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 import duckdb
+import numpy as np
 import polars as pl
 
 import warehouse
@@ -194,11 +195,43 @@ def prompts(pids: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
 
 # -------------------------------------------------------------------------------------------- resolving
 
-def resolve_pairs(rows: pl.DataFrame) -> pl.DataFrame:
-    """Return one row per (mid, pid): label = MAX over its rows, n = rows seen, conflict = rows disagree."""
-    return rows.group_by("mid", "pid").agg(
-        pl.len().alias("n"), pl.col("lab").max().cast(pl.Int8).alias("label"),
-        (pl.col("lab").max() != pl.col("lab").min()).alias("conflict"))
+@dataclass
+class Pairs:
+    """One label per (model, question) after the MAX rule, in (question_id, model) order, plus duplicate counts."""
+
+    labels: pl.DataFrame        # model, question_id, label
+    n_duplicate_pairs: int
+    n_extra_rows: int
+    n_conflicts: int
+
+
+def resolve_pairs(rows: pl.DataFrame, questions: pl.DataFrame, names: pl.DataFrame) -> Pairs:
+    """Return the MAX-resolved labels of all (model_id, prompt_id) pairs, sorted by (question_id, model).
+
+    Vectorised with one argsort over an integer key (question rank x model index): duplicates are equal adjacent
+    keys. The (question_id, model) order lets DuckDB build the correctness primary-key index ~2x faster.
+    """
+    order = questions.select("pid", "question_id").sort("question_id")
+    upids = order["pid"].to_numpy()
+    by_pid = np.argsort(upids)                         # question rank of each pid, via a sorted lookup
+    names = names.sort("mid")
+    umids = names["mid"].to_numpy()
+    pid, mid = rows["pid"].to_numpy(), rows["mid"].to_numpy()
+    rank = by_pid[np.searchsorted(upids[by_pid], pid)]
+    key = rank.astype(np.int64) * len(umids) + np.searchsorted(umids, mid)
+    idx = np.argsort(key, kind="stable")
+    key, lab = key[idx], rows["lab"].to_numpy()[idx]
+    start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[start, len(key)])
+    lmax, lmin = np.maximum.reduceat(lab, start), np.minimum.reduceat(lab, start)
+    first = key[start]
+    labels = pl.DataFrame({
+        "model": names["model"].gather(first % len(umids)),
+        "question_id": order["question_id"].gather(first // len(umids)),
+        "label": pl.Series(lmax.astype(np.int8)),
+    })
+    return Pairs(labels=labels, n_duplicate_pairs=int((counts > 1).sum()), n_extra_rows=int((counts - 1).sum()),
+                 n_conflicts=int((lmax != lmin).sum()))
 
 
 def resolve_questions(rows: pl.DataFrame) -> pl.DataFrame:
@@ -227,14 +260,14 @@ def build_batch(files: dict[str, Path], digest: str, summary: CsvImport) -> Batc
     summary.seconds["read"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     names = model_names(rows, files)
-    pairs = resolve_pairs(rows)
     qs = resolve_questions(rows)
+    pairs = resolve_pairs(rows, qs, names)
     summary.n_rows = rows.height
     del rows
-    summary.n_pairs = pairs.height
-    summary.n_duplicate_pairs = int((pairs["n"] > 1).sum())
-    summary.n_extra_rows = int((pairs["n"] - 1).sum())
-    summary.n_conflicts = int(pairs["conflict"].sum())
+    summary.n_pairs = pairs.labels.height
+    summary.n_duplicate_pairs = pairs.n_duplicate_pairs
+    summary.n_extra_rows = pairs.n_extra_rows
+    summary.n_conflicts = pairs.n_conflicts
     summary.n_models = names.height
     summary.n_questions = qs.height
     summary.n_multi_category_prompts = int((qs["n_categories"] > 1).sum())
@@ -243,10 +276,7 @@ def build_batch(files: dict[str, Path], digest: str, summary: CsvImport) -> Batc
     questions = prompts(qs.select("pid", "question_id", "category", "split"), files).select(
         "question_id", pl.col("category").alias("benchmark"), pl.col("category").alias("task"),
         pl.col("pid").alias("doc_id"), "prompt", "split")
-    # rows in (question_id, model) order: DuckDB builds the correctness primary-key index ~2x faster
-    order = qs.select("pid", "question_id").sort("question_id").with_row_index("qrank")
-    labels = (pairs.join(order, on="pid").join(names, on="mid").sort("qrank", "mid")
-              .select("model", "question_id", "label"))
+    labels = pairs.labels
     summary.seconds["resolve"] = time.perf_counter() - t1
     details = {k: getattr(summary, k) for k in ("n_rows", "n_pairs", "n_duplicate_pairs", "n_extra_rows",
                                                 "n_conflicts", "n_multi_category_prompts",
