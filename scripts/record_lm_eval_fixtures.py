@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Record the lm-eval output fixtures the importer tests read, by running the REAL harness on a tiny random model.
 
-    python scripts/record_lm_eval_fixtures.py        # ~1 minute on a laptop CPU, offline
+    python scripts/record_lm_eval_fixtures.py        # 1-2 minutes on a 2-core CPU, offline
 
 What it does:
 1. builds a tiny random Llama with `embedllm.tiny_lm.build_tiny_lm` in a temp dir;
