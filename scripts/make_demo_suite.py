@@ -442,14 +442,19 @@ def mc_row(item_id: str, correct: str, wrong: list[str], **fields: Any) -> dict:
 
 
 def numeric_distractors(answer: int, candidates: list[int], rng: random.Random, k: int = 3) -> list[str]:
-    """Return k distinct positive wrong numbers, preferring the given near-miss candidates."""
-    pool = [c for c in dict.fromkeys(candidates) if c > 0 and c != answer]
+    """Return k distinct positive wrong numbers with as many digits as the answer, near misses first.
+
+    Same digit count matters: log-likelihood scoring favours a short choice ("1" over "11") whatever the sum.
+    """
+    width = len(str(answer))
+    pool = [c for c in dict.fromkeys(candidates) if c > 0 and c != answer and len(str(c)) == width]
     rng.shuffle(pool)
     picked = pool[:k]
     step = 1
-    while len(picked) < k:  # fall back to neighbours when the near misses run out
+    while len(picked) < k:  # fall back to neighbours of the same width, then to any positive neighbour
         for c in (answer + step, answer - step):
-            if c > 0 and c != answer and c not in picked and len(picked) < k:
+            if c > 0 and c != answer and c not in picked and len(picked) < k and (
+                    len(str(c)) == width or step > 10 ** width):
                 picked.append(c)
         step += 1
     return [str(c) for c in picked]
@@ -1012,7 +1017,8 @@ def packaged_gguf(name: str, workdir: Path) -> tuple[str, str]:
     raise SystemExit(f"unknown packaged model {name!r}: use smollm2 or gemma3")
 
 
-def probe(model: str, limit: int | None, workdir: Path, chat: bool = False) -> dict[str, dict[str, float]]:
+def probe(model: str, limit: int | None, workdir: Path, chat: bool = False,
+          tasks: list[str] | None = None) -> dict[str, dict[str, float]]:
     """Run lm-eval on the six demo tasks with a packaged model; return per-task metrics and write samples."""
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -1022,7 +1028,7 @@ def probe(model: str, limit: int | None, workdir: Path, chat: bool = False) -> d
     out = lm_eval.simple_evaluate(
         model="hf",
         model_args={"pretrained": pretrained, "gguf_file": gguf, "dtype": "float32"},
-        tasks=list(TASKS),
+        tasks=tasks or list(TASKS),
         task_manager=TaskManager(include_path=str(SUITE_DIR), include_defaults=False),
         limit=limit,
         batch_size=8,
@@ -1034,7 +1040,7 @@ def probe(model: str, limit: int | None, workdir: Path, chat: bool = False) -> d
         task: {k: v for k, v in res.items() if isinstance(v, float) and "stderr" not in k}
         for task, res in out["results"].items()
     }
-    tag = f"{model}{'-chat' if chat else ''}-limit{limit}"
+    tag = f"{model}{'-chat' if chat else ''}-limit{limit}{'-' + '-'.join(tasks) if tasks else ''}"
     (workdir / f"probe-{tag}.json").write_text(json.dumps(summary, indent=2))
     with (workdir / f"probe-{tag}-samples.jsonl").open("w") as fh:
         for task, samples in out["samples"].items():
@@ -1053,10 +1059,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", choices=["smollm2", "gemma3"], help="run a packaged model on the tasks (slow)")
     parser.add_argument("--limit", type=int, default=20, help="--probe: documents per task")
     parser.add_argument("--chat", action="store_true", help="--probe: apply the model's chat template")
+    parser.add_argument("--tasks", nargs="+", choices=list(TASKS), help="--probe: only these tasks")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/demo_suite_probe"), help="--probe: output")
     args = parser.parse_args(argv)
     if args.probe:
-        summary = probe(args.probe, args.limit, args.workdir, chat=args.chat)
+        summary = probe(args.probe, args.limit, args.workdir, chat=args.chat, tasks=args.tasks)
         for task, metrics in summary.items():
             print(task, " ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())))
         return 0
