@@ -1,0 +1,189 @@
+"""Train -> warehouse -> forecasts -> route, on small real warehouses built with the real loader."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import polars as pl
+import pytest
+
+import warehouse
+from embedllm.errors import PipelineStopped
+from embedllm.ids import question_id
+from embedllm.model import EmbedderMismatch, load_checkpoint
+from embedllm.synthetic import make_matrix
+from tasks.forecast import write_forecasts
+from tasks.load import Batch, Meta, load_batches
+from tasks.route import route
+from tasks.train import TrainingDataError, train
+
+EMBEDDER = "synthetic-16"
+QUICK = {"dim_grid": [8], "epochs": 4}          # keep every training in these tests to well under a second
+CONTRACT_METRICS = {"test_accuracy", "test_auc", "test_log_loss", "test_ece", "route_accuracy",
+                    "single_best_accuracy", "oracle_accuracy", "knn_test_accuracy", "train_seconds"}
+
+
+def load_synthetic(con, n_models=6, n_questions=300, *, labels=None, seed=0, embed=True):
+    """Load a synthetic matrix through the real loader, write its question embeddings; return (sm, question ids)."""
+    sm = make_matrix(n_models, n_questions, emb_dim=16, seed=seed)
+    lab = sm.labels if labels is None else labels
+    qids = [question_id(f"syn_{b}", str(i)) for i, b in enumerate(sm.benchmark)]
+    batches = []
+    for m, name in enumerate(sm.model_names):
+        rows = pl.DataFrame({"question_id": qids, "benchmark": sm.benchmark.tolist(),
+                             "task": [f"syn_{b}" for b in sm.benchmark], "prompt": [f"question {i}" for i in
+                                                                                  range(n_questions)],
+                             "label": lab[m].astype(np.int8), "value": lab[m].astype(float)})
+        batches.append(Batch(Meta(kind="lm-eval-import", content_hash=f"{seed}-{name}", model=name), rows))
+    load_batches(con, batches)
+    if embed:
+        write_embeddings(con, qids, sm.embeddings, EMBEDDER)
+    return sm, qids
+
+
+def write_embeddings(con, qids, vectors, embedder):
+    """Insert question embeddings for an embedder."""
+    frame = pl.DataFrame({"question_id": qids, "embedder": embedder,
+                          "embedding": pl.Series([v for v in vectors.astype(np.float32)], dtype=pl.List(pl.Float32))})
+    warehouse.upsert(con, "question_embeddings", frame)
+
+
+def mark_validated(con, success=True, when=None):
+    """Record a validation run (as `embedllm validate` would) newer than every load."""
+    when = when or datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    con.execute("INSERT INTO validation_runs (run_id, created_at, success, n_expectations, n_failed, n_errors) "
+                "VALUES (?, ?, ?, 10, ?, 0)", [f"v{when:%H%M%S%f}", when, success, 0 if success else 2])
+
+
+@pytest.fixture
+def trained(con):
+    """A warehouse with 6 synthetic models x 300 questions, validated and trained with the default preset."""
+    sm, qids = load_synthetic(con)
+    mark_validated(con)
+    return sm, qids, train(con, overrides=QUICK)
+
+
+def test_training_writes_run_embeddings_and_checkpoint(con, trained):
+    _, _, result = trained
+    row = con.execute("SELECT preset, embedder, config, metrics, status FROM training_runs").fetchall()
+    assert len(row) == 1 and row[0][0] == "default" and row[0][1] == EMBEDDER and row[0][4] == "completed"
+    config, metrics = json.loads(row[0][2]), json.loads(row[0][3])
+    assert CONTRACT_METRICS <= set(metrics)
+    assert config["n_models"] == 6 and config["n_questions"] == 300 and config["embedder"] == EMBEDDER
+    assert config["dim"] == 8 and "code_version" in config
+    assert con.execute("SELECT count(*), min(len(embedding)) FROM model_embeddings").fetchall() == [(6, 8)]
+    model = load_checkpoint(result.checkpoint_path)
+    assert model.meta["run_id"] == result.run_id and model.meta["embedder"] == EMBEDDER
+    assert len(model.meta["model_ids"]) == 6 and model.config.question_dim == 16
+    assert con.execute("SELECT run_id FROM latest_training_run").fetchall() == [(result.run_id,)]
+
+
+def test_forecasts_cover_every_model_and_question_even_unevaluated(con, trained):
+    sm, qids, result = trained
+    # a question nobody answered yet still gets a forecast for every model
+    con.execute("INSERT INTO questions (question_id, benchmark, task, prompt, split, source) "
+                "VALUES ('new-q', 'mmlu', 'syn_mmlu', 'a new question', 'test', 'test')")
+    write_embeddings(con, ["new-q"], sm.embeddings[:1], EMBEDDER)
+    report = write_forecasts(con, result.run_id, probe_benchmarks=False)
+    assert report["correctness_forecasts"] == 6 * 301
+    n, lo, hi = con.execute("SELECT count(*), min(p_correct), max(p_correct) FROM latest_correctness_forecasts "
+                            "WHERE question_id = 'new-q'").fetchall()[0]
+    assert n == 6 and 0 < lo <= hi < 1
+    bench = con.execute("SELECT benchmark, observed_accuracy, n_observed, predicted_accuracy "
+                        "FROM latest_benchmark_forecasts WHERE model = ? ORDER BY benchmark",
+                        [sm.model_names[0]]).fetchall()
+    expected = {b: (sm.labels[0][sm.benchmark == b].mean(), int((sm.benchmark == b).sum()))
+                for b in set(sm.benchmark.tolist())}
+    assert [b for b, *_ in bench] == sorted(expected)
+    for b, observed, n_observed, predicted in bench:
+        assert observed == pytest.approx(expected[b][0]) and n_observed == expected[b][1] and 0 < predicted < 1
+    write_forecasts(con, result.run_id, probe_benchmarks=False)   # idempotent: replaces, never duplicates
+    assert con.execute("SELECT count(*) FROM correctness_forecasts").fetchall()[0][0] == 6 * 301
+
+
+def test_probe_scores_every_benchmark_with_enough_models(con):
+    load_synthetic(con, n_models=8, n_questions=400)
+    mark_validated(con)
+    result = train(con, overrides=QUICK)
+    probe = write_forecasts(con, result.run_id, probe_epochs=2)["probe"]
+    rows = con.execute("SELECT benchmark, pearson_r, mae, n_models FROM benchmark_probe").fetchall()
+    assert {r[0] for r in rows} == set(probe) and len(rows) >= 5
+    assert all(n == 8 and 0 <= mae < 1 for _, _, mae, n in rows)
+
+
+def test_route_round_trip_with_the_real_embedder(con):
+    from tasks.embed import encode
+
+    sm, qids = load_synthetic(con, n_questions=150, embed=False)
+    prompts = con.execute("SELECT question_id, prompt FROM questions ORDER BY question_id").fetchall()
+    write_embeddings(con, [q for q, _ in prompts], encode([p for _, p in prompts], "all-MiniLM-L6-v2"),
+                     "all-MiniLM-L6-v2")
+    mark_validated(con)
+    result = train(con, overrides=QUICK)
+    assert result.embedder == "all-MiniLM-L6-v2"
+    choices = route(con, ["What is 2 + 2?", "Who wrote Hamlet?"], top_k=3)
+    assert [c.question for c in choices] == ["What is 2 + 2?", "Who wrote Hamlet?"]
+    for choice in choices:
+        assert len(choice.ranked) == 3 and choice.model in sm.model_names
+        utilities = [c.utility for c in choice.ranked]
+        assert utilities == sorted(utilities, reverse=True) and 0 < choice.p_correct < 1
+    # a prohibitive cost on every model but one sends every question to the free one
+    free = sm.model_names[3]
+    con.execute("UPDATE models SET cost_per_mtok = 100 WHERE name <> ?", [free])
+    assert {c.model for c in route(con, ["What is 2 + 2?", "Who wrote Hamlet?"], cost_weight=10.0)} == {free}
+    # an inactive model is never chosen
+    con.execute("UPDATE models SET active = false WHERE name = ?", [free])
+    assert free not in {c.model for c in route(con, ["What is 2 + 2?"], cost_weight=10.0, top_k=6)[0].ranked}
+    with pytest.raises(EmbedderMismatch, match="trained on all-MiniLM-L6-v2 question embeddings, not other"):
+        route(con, ["x"], embedder="other")
+
+
+def test_empty_warehouse_is_refused(con):
+    with pytest.raises(TrainingDataError, match="no labels"):
+        train(con)
+
+
+def test_unvalidated_warehouse_is_refused_unless_skipped(con):
+    load_synthetic(con)
+    with pytest.raises(PipelineStopped, match="never validated"):
+        train(con, overrides=QUICK)
+    mark_validated(con, success=False)
+    with pytest.raises(PipelineStopped, match="failed"):
+        train(con, overrides=QUICK)
+    assert train(con, require_validation=False, overrides=QUICK).config["validation_run"] == "skipped"
+
+
+def test_validation_older_than_the_latest_load_is_refused(con):
+    mark_validated(con, when=datetime(2000, 1, 1))
+    load_synthetic(con)
+    with pytest.raises(PipelineStopped, match="older than the latest load"):
+        train(con, overrides=QUICK)
+
+
+def test_one_model_is_refused(con):
+    load_synthetic(con, n_models=1)
+    mark_validated(con)
+    with pytest.raises(TrainingDataError, match="only one model"):
+        train(con)
+
+
+def test_one_class_is_refused(con):
+    load_synthetic(con, labels=np.ones((6, 300), dtype=np.int8))
+    mark_validated(con)
+    with pytest.raises(TrainingDataError, match="every label is correct"):
+        train(con)
+
+
+def test_missing_or_unknown_embeddings_are_refused(con):
+    load_synthetic(con, embed=False)
+    mark_validated(con)
+    with pytest.raises(TrainingDataError, match="run `embedllm embed` first"):
+        train(con)
+    qids = [r[0] for r in con.execute("SELECT question_id FROM questions ORDER BY question_id").fetchall()]
+    write_embeddings(con, qids[:-5], np.random.default_rng(0).normal(size=(len(qids) - 5, 16)), EMBEDDER)
+    with pytest.raises(TrainingDataError, match=f"5 labelled questions have no {EMBEDDER} embedding"):
+        train(con)
+    with pytest.raises(EmbedderMismatch, match="no question embeddings from embedder 'all-mpnet-base-v2'"):
+        train(con, embedder="all-mpnet-base-v2")
