@@ -298,7 +298,7 @@ def _check_result(check: Check, ge_result: Any, n_examples: int) -> CheckResult:
         examples = [{"observed_value": result["observed_value"]}]
     status = ERROR if message else (PASS if ge_result.success else FAIL)
     order = FRAMES[check.frame].index_columns
-    examples = [{k: ex[k] for k in sorted(ex, key=lambda k: order.index(k) if k in order else -1)}
+    examples = [{k: ex[k] for k in sorted(ex, key=lambda k: order.index(k) if k in order else len(order))}
                 if isinstance(ex, dict) else ex for ex in examples]
     unexpected = result.get("unexpected_count")
     return CheckResult(check=check.name, frame=check.frame, expectation=ge_result.expectation_config.type,

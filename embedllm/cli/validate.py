@@ -41,11 +41,25 @@ def print_result(result) -> None:
         console.print(f"Data Docs: {result.data_docs_path}", soft_wrap=True)
 
 
+def _value(value) -> str:
+    """Return a value as text: floats to 4 significant digits, text with spaces or commas quoted."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = "null" if value is None else str(value)
+    if "." in text:
+        try:
+            return f"{float(text):.4g}"
+        except ValueError:
+            pass
+    text = text if len(text) <= 80 else text[:79] + "…"
+    return repr(text) if not text.strip() or any(ch in text for ch in ", \t") else text
+
+
 def _example(example) -> str:
-    """Return one failure example as text (a row's identifying columns, or a value)."""
+    """Return one failure example as text (a row's identifying columns, then the checked values)."""
     if isinstance(example, dict):
-        return ", ".join(f"{k}={v}" for k, v in example.items())
-    return str(example)
+        return "  ".join(f"{k}={_value(v)}" for k, v in example.items())
+    return _value(example)
 
 
 @app.command()
