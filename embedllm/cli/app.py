@@ -21,8 +21,8 @@ app = typer.Typer(
 
 WarehouseOpt = Annotated[
     Optional[Path],
-    typer.Option("--warehouse", "-w", help="DuckDB warehouse file [env: EMBEDLLM_WAREHOUSE; default "
-                 "warehouse/embedllm.duckdb]", show_default=False),
+    typer.Option("--warehouse", "-w", help="DuckDB warehouse file (env EMBEDLLM_WAREHOUSE; default "
+                 "warehouse/embedllm.duckdb)", show_default=False),
 ]
 
 
