@@ -207,6 +207,8 @@ CHECKS: list[Check] = [
     Check("split_shares", "split_shares", "deviation", "split shares are within tolerance of their targets",
           lambda E, c: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="allowed_deviation", column_B="deviation",
                                                                  or_equal=True)),
+    Check("suite_questions_present", "coverage", "n_expected", "the warehouse holds questions of the suite",
+          lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_expected", min_value=1)),
     Check("coverage", "coverage", "n_missing", "every active model has labels for every question of the suite",
           lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_missing", min_value=0,
                                                        max_value=c["coverage"]["max_missing_per_model"])),

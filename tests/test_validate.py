@@ -207,6 +207,14 @@ def test_coverage_with_suite_counts_only_the_suites_questions(clean, tmp_path):
     assert validate(clean, suite=str(suite), data_docs=False).success
 
 
+def test_suite_without_questions_in_the_warehouse_fails_suite_questions_present(clean, tmp_path):
+    suite = tmp_path / "elsewhere.yaml"
+    suite.write_text(yaml.safe_dump({"name": "elsewhere", "tasks": [{"task": "other_task", "label_rule": "acc"}]}))
+    c = validate(clean, suite=str(suite), data_docs=False)
+    assert failing(c) == {"suite_questions_present"}
+    assert c.check("suite_questions_present").unexpected_count == len(MODELS)
+
+
 def test_inactive_model_need_not_cover_the_suite(clean):
     clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
                   "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
