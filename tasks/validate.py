@@ -238,22 +238,32 @@ class CheckResult:
     examples: list = field(default_factory=list)
     message: str | None = None
 
-    def examples_text(self, limit: int = 3, width: int = 160) -> str:
+    def examples_text(self, limit: int = 3, width: int = 200) -> str:
         """Return the first examples as one short line."""
-        parts = []
-        for ex in self.examples[:limit]:
-            if isinstance(ex, dict):
-                parts.append("(" + ", ".join(f"{k}={_short(v)}" for k, v in ex.items()) + ")")
-            else:
-                parts.append(_short(ex))
-        text = "; ".join(parts)
+        text = "; ".join(f"({format_example(ex)})" if isinstance(ex, dict) else format_example(ex)
+                         for ex in self.examples[:limit])
         return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _short(value: Any, width: int = 60) -> str:
-    """Return a value as short text."""
-    text = "null" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
-    return text if len(text) <= width else text[: width - 1] + "…"
+def format_value(value: Any, width: int = 80) -> str:
+    """Return a value as text: floats to 4 significant digits, text with spaces or commas quoted, long text cut."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = "null" if value is None else str(value)
+    if "." in text:
+        try:
+            return f"{float(text):.4g}"
+        except ValueError:
+            pass
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return repr(text) if not text.strip() or any(ch in text for ch in ", \t") else text
+
+
+def format_example(example: Any) -> str:
+    """Return one failure example as text: a row's identifying columns, then the checked values."""
+    if isinstance(example, dict):
+        return "  ".join(f"{k}={format_value(v)}" for k, v in example.items())
+    return format_value(example)
 
 
 def _jsonable(value: Any) -> Any:

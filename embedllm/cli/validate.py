@@ -15,6 +15,8 @@ def print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tasks.validate import format_example
+
     console = Console(highlight=False)
     style = {"pass": "green", "fail": "red", "error": "magenta"}
     table = Table(title=f"validation run {result.run_id}" + (f" (suite {result.suite})" if result.suite else ""),
@@ -31,7 +33,7 @@ def print_result(result) -> None:
         console.print(f"[red]FAILED[/] {c.check}: {c.description}\n"
                       f"    {c.expectation} on {c.frame}.{c.column}{counts}", soft_wrap=True)
         for example in c.examples:
-            console.print(f"    - {_example(example)}", soft_wrap=True)
+            console.print(f"    - {format_example(example)}", soft_wrap=True)
     for c in result.errors:
         console.print(f"[magenta]ERROR[/] {c.check}: {c.expectation} on {c.frame}.{c.column} could not be computed "
                       f"inside Great Expectations: {c.message}", soft_wrap=True)
@@ -39,27 +41,6 @@ def print_result(result) -> None:
     console.print(f"[{colour}]{result.headline()}[/]")
     if result.data_docs_path:
         console.print(f"Data Docs: {result.data_docs_path}", soft_wrap=True)
-
-
-def _value(value) -> str:
-    """Return a value as text: floats to 4 significant digits, text with spaces or commas quoted."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = "null" if value is None else str(value)
-    if "." in text:
-        try:
-            return f"{float(text):.4g}"
-        except ValueError:
-            pass
-    text = text if len(text) <= 80 else text[:79] + "…"
-    return repr(text) if not text.strip() or any(ch in text for ch in ", \t") else text
-
-
-def _example(example) -> str:
-    """Return one failure example as text (a row's identifying columns, then the checked values)."""
-    if isinstance(example, dict):
-        return "  ".join(f"{k}={_value(v)}" for k, v in example.items())
-    return _value(example)
 
 
 @app.command()
