@@ -183,7 +183,7 @@ def test_describe_holder_names_pid_command_and_start():
 
 # ================================================================================================ flows on tiny models
 
-TINY_LIMIT = 3
+TINY_LIMIT = 4   # documents per task: the first 4 of each mini-suite task put questions in every split
 KILLER = textwrap.dedent("""
     # Commit staging through the stage's own loader, but SIGKILL this process inside the 2nd (model, task)
     # transaction, after its rows were inserted and before COMMIT.
@@ -229,6 +229,28 @@ def tiny_models(tmp_path_factory) -> list[str]:
     return [str(build_tiny_lm(root / f"tiny-{seed}", seed=seed)) for seed in (0, 1)]
 
 
+MINI_SUITE = """\
+name: mini
+description: two demo tasks (one multiple-choice, one generative) for fast flow tests
+include_path: {demo}
+tasks:
+  - task: demo_arithmetic
+    benchmark: arithmetic
+    label_rule: acc
+  - task: demo_gen_math
+    benchmark: gen_math
+    label_rule: exact_match,flexible-extract
+"""
+
+
+@pytest.fixture(scope="session")
+def mini_suite(tmp_path_factory) -> str:
+    """Path of a suite YAML with two of the demo tasks (the pipeline is the same; lm-eval has less to do)."""
+    path = tmp_path_factory.mktemp("suites") / "mini.yaml"
+    path.write_text(MINI_SUITE.format(demo=ROOT / "embedllm" / "demo_suite"))
+    return str(path)
+
+
 def register(db: Path, paths: list[str]) -> list[str]:
     """Register local model folders in the warehouse at db; return their registry names."""
     from embedllm.registry import add_model
@@ -257,11 +279,11 @@ def artifact(key: str):
 
 
 def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefect_harness, tiny_warehouse,
-                                                                          warehouse_path):
+                                                                          warehouse_path, mini_suite):
     from flows.pipeline import pipeline
     from tasks.embed import DEMO_EMBEDDER
 
-    result = pipeline(models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    result = pipeline(suite=mini_suite, models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
     stages = {s["stage"]: s for s in result.stages}
     assert list(stages) == ["resume", "plan", "evaluate", "load", "validate", "embed", "train", "forecast",
                             "report"]
@@ -280,7 +302,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefe
 
     counts = {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}")
               for t in ("eval_runs", "correctness", "validation_runs", "training_runs", "question_embeddings")}
-    again = pipeline(models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    again = pipeline(suite=mini_suite, models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
     assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "plan", "embed"]
     assert not any(s["rows"] for s in again.stages)
     assert counts == {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}") for t in counts}
@@ -325,7 +347,7 @@ def test_pipeline_refuses_a_second_run_on_the_same_warehouse(prefect_harness, wa
 
 
 @pytest.fixture(scope="session")
-def tiny_staging(tmp_path_factory, tiny_models) -> dict:
+def tiny_staging(tmp_path_factory, tiny_models, mini_suite) -> dict:
     """A warehouse with the tiny models registered plus the staging Parquet of their evaluation (not loaded)."""
     from tasks.evaluate import plan_evaluations, run_evaluation
 
@@ -333,11 +355,11 @@ def tiny_staging(tmp_path_factory, tiny_models) -> dict:
     db, staging = root / "wh.duckdb", root / "staging"
     names = register(db, tiny_models)
     with warehouse.session(db) as con:
-        jobs = plan_evaluations(con, "demo", names, TINY_LIMIT)
+        jobs = plan_evaluations(con, mini_suite, names, TINY_LIMIT)
     outcomes = [run_evaluation(job, staging) for job in jobs]
     assert not any(o.failed for o in outcomes)
-    return {"db": db, "staging": staging, "names": names, "n_results": sum(len(o.tasks) for o in outcomes),
-            "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
+    return {"db": db, "staging": staging, "names": names, "suite": mini_suite,
+            "n_results": sum(len(o.tasks) for o in outcomes), "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
 
 
 def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_it(prefect_harness, tiny_staging,
@@ -359,7 +381,7 @@ def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_i
         warehouse_path, "SELECT sum(n_labels) FROM loads")
     assert len(list(staging.glob("*.parquet"))) == tiny_staging["n_results"] - 1
 
-    reports = evaluate(models=tiny_staging["names"], limit=TINY_LIMIT)
+    reports = evaluate(suite=tiny_staging["suite"], models=tiny_staging["names"], limit=TINY_LIMIT)
     by_stage = {r.stage: r for r in reports}
     assert "evaluate" not in by_stage, "the rerun called lm-eval for results that were in staging"
     assert by_stage["resume"].rows["correctness"] > 0
@@ -369,22 +391,22 @@ def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_i
     assert not list(staging.glob("*.parquet"))
 
 
-def one_task_job(db: Path, name: str):
+def one_task_job(db: Path, name: str, suite: str):
     """Return an evaluation job for one model restricted to its first task (a few seconds of lm-eval)."""
     import dataclasses
 
     from tasks.evaluate import plan_evaluations
 
     with warehouse.session(db) as con:
-        job = plan_evaluations(con, "demo", [name], 2)[0]
+        job = plan_evaluations(con, suite, [name], 2)[0]
     return dataclasses.replace(job, tasks=job.tasks[:1])
 
 
 def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(prefect_harness, tiny_warehouse,
-                                                                             warehouse_path, tmp_path):
+                                                                             warehouse_path, tmp_path, mini_suite):
     from flows.evaluate import evaluate_models
 
-    job = one_task_job(warehouse_path, tiny_warehouse[0])
+    job = one_task_job(warehouse_path, tiny_warehouse[0], mini_suite)
     staging = tmp_path / "staging"
     scope = f"test-scope-{tmp_path.name}"
     (first,), _ = evaluate_models([job], str(staging), scope)
@@ -402,11 +424,11 @@ def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(pre
     assert all(Path(f).exists() for t in third.tasks for f in t.staging_files)
 
 
-def evaluate_on_dask(db: Path, names: list[str], processes: bool) -> list:
+def evaluate_on_dask(names: list[str], suite: str, processes: bool) -> list:
     """Run the evaluate flow with per-model evaluation on a 2-worker local Dask cluster; return its reports."""
     from flows.evaluate import evaluate
 
-    return evaluate(models=names, limit=2, dask=True, dask_workers=2, dask_processes=processes)
+    return evaluate(suite=suite, models=names, limit=2, dask=True, dask_workers=2, dask_processes=processes)
 
 
 def check_dask_run(db: Path, names: list[str], reports: list) -> None:
@@ -423,11 +445,11 @@ def check_dask_run(db: Path, names: list[str], reports: list) -> None:
 
 
 def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(prefect_harness, tiny_warehouse,
-                                                                     warehouse_path):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, False))
+                                                                     warehouse_path, mini_suite):
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(tiny_warehouse, mini_suite, False))
 
 
 @pytest.mark.slow
 def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(prefect_harness, tiny_warehouse,
-                                                                       warehouse_path):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, True))
+                                                                       warehouse_path, mini_suite):
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(tiny_warehouse, mini_suite, True))

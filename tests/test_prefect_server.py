@@ -70,6 +70,20 @@ def prefect_server(tmp_path_factory):
         log.close()
 
 
+MINI_SUITE = """\
+name: mini
+description: two demo tasks (one multiple-choice, one generative) for a fast end-to-end run
+include_path: {demo}
+tasks:
+  - task: demo_arithmetic
+    benchmark: arithmetic
+    label_rule: acc
+  - task: demo_gen_math
+    benchmark: gen_math
+    label_rule: exact_match,flexible-extract
+"""
+
+
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> list[str]:
     """Two tiny random causal LMs (different seeds) saved as local model folders; returns their paths."""
@@ -83,11 +97,14 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
                                                                              tmp_path):
     from embedllm.registry import add_model
 
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(MINI_SUITE.format(demo=settings.PROJECT_ROOT / "embedllm" / "demo_suite"))
     db = tmp_path / "wh.duckdb"
     with warehouse.session(db) as con:
         names = [add_model(con, path).name for path in tiny_models]
     env = {**server_env(prefect_server["home"]), "PREFECT_API_URL": prefect_server["api"]}
-    args = [str(Path(sys.executable).parent / "embedllm"), "run", "-w", str(db), "--limit", "4"]
+    args = [str(Path(sys.executable).parent / "embedllm"), "run", "-w", str(db), "--limit", "4", "--suite", str(suite),
+            "--embedder", "all-MiniLM-L6-v2"]
     for name in names:
         args += ["--model", name]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
@@ -98,9 +115,11 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
     with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
         runs = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["pipeline"]}}}).json()
         assert len(runs) == 1 and runs[0]["state"]["type"] == "COMPLETED"
-        subflows = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["evaluate", "train"]}}}).json()
-        assert {r["state"]["type"] for r in subflows} == {"COMPLETED"} and len(subflows) == 2
-        run_ids = [runs[0]["id"], *(r["id"] for r in subflows)]
+        every_run = client.post("/flow_runs/filter", json={}).json()   # the pipeline and its subflows
+        flows = {f["id"]: f["name"] for f in client.post("/flows/filter", json={}).json()}
+        assert {flows[r["flow_id"]] for r in every_run} == {"pipeline", "evaluate", "evaluate-models", "train"}
+        assert {r["state"]["type"] for r in every_run} == {"COMPLETED"}
+        run_ids = [r["id"] for r in every_run]
         artifacts = client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": run_ids}}}).json()
     keys = {a["key"] for a in artifacts}
     assert EXPECTED_ARTIFACTS <= keys, f"missing artifacts: {EXPECTED_ARTIFACTS - keys}"
