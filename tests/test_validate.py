@@ -15,11 +15,10 @@ import polars as pl
 import pytest
 import yaml
 
-import warehouse
+from embedllm.errors import ConfigError
 from embedllm.ids import question_id
 from tasks.load import Batch, Meta, load_batches
 from tasks.validate import CHECKS, ERROR, FAIL, ValidationFailed, collect_frames, load_config, run_checks, validate
-from embedllm.errors import ConfigError
 
 MODELS = ("m1", "m2", "m3")
 # benchmark -> (task, n questions, n_choices or None for generative, accuracy the labels are drawn with)
