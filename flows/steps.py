@@ -82,14 +82,30 @@ def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
 
 # ------------------------------------------------------------------------------------------------ evaluate
 
+REGISTRY_FIELDS = ("revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok", "tags",
+                   "eval_args", "active")
+
+
+def same_entry(have, want) -> bool:
+    """Return whether a registered model entry already says what the wanted entry says."""
+    return have is not None and all(
+        (tuple(getattr(have, f)) if f == "tags" else getattr(have, f)) ==
+        (tuple(getattr(want, f)) if f == "tags" else getattr(want, f)) for f in REGISTRY_FIELDS)
+
+
 @task(name="register-demo-models", **IO_RETRIES)
 def register_demo_models() -> StageReport:
-    """Register the demo models (idempotent); return the stage report."""
+    """Register the demo models unless they are registered as they are now; return the stage report."""
+    from embedllm.registry import demo_entries, list_models
     from embedllm.registry import register_demo_models as register
 
     with stage("register") as (con, report):
-        names = register(con)
-        report.note = f"demo models: {', '.join(names)}"
+        have = {e.name: e for e in list_models(con)}
+        wanted = demo_entries()
+        if all(same_entry(have.get(w.name), w) for w in wanted):
+            report.skipped, report.note = True, "demo models already registered"
+        else:
+            report.note = f"demo models: {', '.join(register(con))}"
     return report
 
 
@@ -327,18 +343,18 @@ def forecast(run_id: str, refresh: bool = True) -> StageReport:
 @task(name="report", **IO_RETRIES)
 def publish_report(run_id: str, rebuild: bool = True) -> StageReport:
     """Build the run's HTML report (unless it exists and nothing changed) and publish a link to it."""
-    from tasks.report import build_report, default_out_dir, report_uri
-
     t0 = time.perf_counter()
     report = StageReport("report")
-    index = default_out_dir(run_id) / "index.html"
+    index = settings.beside_warehouse("reports") / run_id / "index.html"   # tasks.report's default layout
     if rebuild or not index.exists():
+        from tasks.report import build_report  # matplotlib: imported only when a report is written
+
         with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
             index = build_report(con, run_id=run_id)
         report.note = f"wrote {index}"
     else:
         report.skipped, report.note = True, f"{index} is up to date"
-    create_link_artifact(report_uri(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
+    create_link_artifact(reporting.file_url(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
                          description="Plots of model embeddings, forecasts, calibration and routing")
     report.seconds = time.perf_counter() - t0
     get_run_logger().info(report.line())
