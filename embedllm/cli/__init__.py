@@ -24,7 +24,10 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Run the CLI; turn EmbedLLMError into `error: <message>` and exit code 1."""
     try:
-        app(standalone_mode=False)
+        # standalone_mode=False returns typer.Exit's code instead of exiting; pass it on.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool):
+            sys.exit(code)
     except EmbedLLMError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(1)
@@ -33,10 +36,9 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except typer.TyperException as exc:  # usage errors (typer vendors click): show them as click would
+        show = getattr(exc, "show", None)
+        if show is None:
+            raise
+        show()
+        sys.exit(getattr(exc, "exit_code", 2))
