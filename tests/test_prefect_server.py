@@ -127,3 +127,66 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
     assert leaderboard["type"] == "table" and all(n in leaderboard["data"] for n in names)
     progress = [a for a in artifacts if a["key"] == "evaluation-progress"]
     assert progress and progress[0]["data"] == 100.0
+
+
+def prefect_cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the `prefect` CLI of this environment; fail the test with its output when it exits non-zero."""
+    done = subprocess.run([sys.executable, "-m", "prefect", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_server, tmp_path_factory) -> dict:
+    """prefect.yaml deployed from a copy of the project in an unrelated folder, with pools cpu and gpu created."""
+    import shutil
+
+    clone = tmp_path_factory.mktemp("elsewhere") / "embedllm-clone"
+    clone.mkdir()
+    shutil.copy(settings.PROJECT_ROOT / "prefect.yaml", clone)
+    shutil.copytree(settings.PROJECT_ROOT / "flows", clone / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    # The shell sets PWD to the folder `prefect deploy` runs in; prefect.yaml's pull step reads it.
+    env = {**server_env(prefect_server["home"]), "PREFECT_API_URL": prefect_server["api"], "PWD": str(clone)}
+    for pool in ("cpu", "gpu"):
+        prefect_cli(["work-pool", "create", pool, "--type", "process"], env)
+    prefect_cli(["--no-prompt", "deploy", "--all"], env, cwd=clone)
+    return {"clone": clone, "env": env}
+
+
+def test_every_deployment_deploys_from_a_clean_copy_in_any_directory(prefect_server, deployed):
+    with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
+        deployments = {d["name"]: d for d in client.post("/deployments/filter", json={}).json()}
+    assert set(deployments) == {"nightly", "on-demand", "evaluate", "train-gpu"}
+    assert deployments["train-gpu"]["work_pool_name"] == "gpu"
+    assert {d["work_pool_name"] for n, d in deployments.items() if n != "train-gpu"} == {"cpu"}
+    assert [s["schedule"]["cron"] for s in deployments["nightly"]["schedules"]] == ["0 2 * * *"]
+    for d in deployments.values():
+        step = d["pull_steps"][0]["prefect.deployments.steps.set_working_directory"]
+        assert step["directory"] == str(deployed["clone"]), d["name"]
+
+
+@pytest.mark.slow
+def test_a_process_worker_runs_the_evaluate_deployment_from_the_copy(prefect_server, deployed, tiny_models,
+                                                                     tmp_path):
+    import json
+
+    from embedllm.registry import add_model
+
+    db = tmp_path / "wh.duckdb"
+    with warehouse.session(db) as con:
+        names = [add_model(con, path).name for path in tiny_models]
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(MINI_SUITE.format(demo=settings.PROJECT_ROOT / "embedllm" / "demo_suite"))
+    env, job_env = deployed["env"], {"EMBEDLLM_WAREHOUSE": str(db), "HF_HUB_OFFLINE": "1",
+                                     "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    prefect_cli(["deployment", "run", "evaluate/evaluate", "--param", f"suite={suite}", "--param", "limit=2",
+                 "--param", f"models={json.dumps(names)}", "--job-variable", f"env={json.dumps(job_env)}"], env)
+    prefect_cli(["worker", "start", "--pool", "cpu", "--run-once"], env, cwd=tmp_path)
+    with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
+        deployment = client.post("/deployments/filter", json={"deployments": {"name": {"any_": ["evaluate"]}}}).json()
+        runs = client.post("/flow_runs/filter", json={"flow_runs": {"deployment_id": {
+            "any_": [deployment[0]["id"]]}}}).json()
+    assert [r["state"]["type"] for r in runs] == ["COMPLETED"]
+    with warehouse.session(db, read_only=True) as con:
+        assert con.execute("SELECT count(DISTINCT model) FROM leaderboard").fetchall()[0][0] == 2
