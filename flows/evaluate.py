@@ -3,7 +3,8 @@
     resume (commit staging left by a killed run) -> plan -> evaluate each model (fanned out) -> load
 
 Per-model evaluation runs on the default task runner (one model at a time, in this process) or, with
-`dask=True`, on a local Dask cluster (prefect-dask) with `dask_workers` worker processes. Either way the
+`dask=True`, on a local Dask cluster (prefect-dask) with `dask_workers` worker processes, or with
+`dask_address`, on an existing Dask cluster (e.g. one worker per GPU host). Either way the
 evaluation tasks only write staging Parquet; the one load task (this process) commits it, each (model, task)
 result in one transaction, so a kill mid-load leaves whole results only and the next run's `resume` commits
 the rest.
@@ -25,10 +26,12 @@ from flows.reporting import StageReport
 DASK_WORKERS = 2
 
 
-def dask_runner(n_workers: int = DASK_WORKERS, processes: bool = True):
-    """Return a DaskTaskRunner on a temporary local cluster of n_workers single-threaded workers."""
+def dask_runner(n_workers: int = DASK_WORKERS, processes: bool = True, address: str | None = None):
+    """Return a DaskTaskRunner on an existing cluster (address) or a temporary local one of n_workers workers."""
     from prefect_dask import DaskTaskRunner
 
+    if address:
+        return DaskTaskRunner(address=address)
     return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
                                           "processes": processes, "dashboard_address": ":0"})
 
@@ -54,18 +57,20 @@ def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = 
                                  note=f"{n_ok} of {len(jobs)} model(s) evaluated without error")
 
 
-def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True):
-    """Return the evaluate-models flow on the default runner, or on a local Dask cluster when dask is set."""
-    if not dask:
+def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
+            dask_address: str | None = None):
+    """Return the evaluate-models flow on the default runner, or on a Dask cluster when dask or an address is set."""
+    if not (dask or dask_address):
         return evaluate_models
     return evaluate_models.with_options(name="evaluate-models-dask",
-                                        task_runner=dask_runner(dask_workers, dask_processes))
+                                        task_runner=dask_runner(dask_workers, dask_processes, dask_address))
 
 
 @flow(name="evaluate")
 def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | None = None, dask: bool = False,
-             dask_workers: int = DASK_WORKERS, dask_processes: bool = True, register_demo: bool = False,
-             device: str | None = None, refresh_cache: bool = False, lock_wait: float = 0.0) -> list[StageReport]:
+             dask_workers: int = DASK_WORKERS, dask_processes: bool = True, dask_address: str | None = None,
+             register_demo: bool = False, device: str | None = None, refresh_cache: bool = False,
+             lock_wait: float = 0.0) -> list[StageReport]:
     """Evaluate the models that lack results for the suite, load them; return the stage reports."""
     with run_lock(wait=lock_wait, what="evaluate flow"):
         staging = steps.evaluation_staging()
@@ -75,7 +80,7 @@ def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | 
         plan = steps.plan_evaluations(suite, models, limit, device)
         reports.append(plan.report)
         if plan.jobs:
-            outcomes, evaluated = fan_out(dask, dask_workers, dask_processes)(plan.jobs, staging, plan.scope, refresh_cache)
+            outcomes, evaluated = fan_out(dask, dask_workers, dask_processes, dask_address)(plan.jobs, staging, plan.scope, refresh_cache)
             reports += [evaluated, steps.load(outcomes)]
         steps.publish_leaderboard()
         steps.publish_stages(reports, "Evaluation stages")

@@ -44,15 +44,16 @@ def stop_message(check: steps.ValidationOutcome) -> str:
 @flow(name="pipeline")
 def pipeline(suite: str | None = "demo", models: list[str] | None = None, limit: int | None = None,
              embedder: str | None = None, preset: str = "default", device: str | None = None,
-             dask: bool = False, dask_workers: int = DASK_WORKERS, skip_eval: bool = False,
+             dask: bool = False, dask_workers: int = DASK_WORKERS, dask_address: str | None = None,
+             skip_eval: bool = False,
              register_demo: bool = False, force: bool = False, lock_wait: float = 0.0) -> PipelineResult:
     """Evaluate, load, validate, embed, train and forecast; return what was produced."""
     with run_lock(wait=lock_wait, what="pipeline flow"):
         reports: list[StageReport] = []
         if not skip_eval:
             reports += evaluate(suite=suite or "demo", models=models, limit=limit, dask=dask,
-                                dask_workers=dask_workers, register_demo=register_demo, device=device,
-                                lock_wait=lock_wait)
+                                dask_workers=dask_workers, dask_address=dask_address, register_demo=register_demo,
+                                device=device, lock_wait=lock_wait)
         check = steps.validate(suite, force)
         reports.append(check.report)
         if not check.success:

@@ -453,3 +453,13 @@ def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(prefect_har
 def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(prefect_harness, tiny_warehouse,
                                                                        warehouse_path, mini_suite):
     check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(tiny_warehouse, mini_suite, True))
+
+
+def test_dask_runner_uses_a_local_two_worker_cluster_or_an_existing_one():
+    from flows.evaluate import dask_runner
+
+    local = dask_runner()
+    assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"] is True
+    assert local.cluster_kwargs["threads_per_worker"] == 1
+    remote = dask_runner(address="tcp://scheduler:8786")
+    assert remote.address == "tcp://scheduler:8786" and not remote.cluster_kwargs

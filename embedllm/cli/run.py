@@ -78,6 +78,10 @@ def run(
     dask: Annotated[bool, typer.Option("--dask", help="Evaluate models in parallel on a local Dask cluster "
                                                       "(prefect-dask)")] = False,
     dask_workers: Annotated[int, typer.Option(help="Dask worker processes with --dask", min=1)] = 2,
+    dask_address: Annotated[Optional[str], typer.Option(help="Evaluate on an existing Dask cluster instead "
+                                                             "(tcp://scheduler:8786; workers need the code, the "
+                                                             "models and the staging folder)",
+                                                        show_default=False)] = None,
     preset: Annotated[str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default or paper")
                       ] = "default",
     embedder: Annotated[Optional[str], typer.Option(help="Question embedder: name or local path [default: "
@@ -117,7 +121,7 @@ def run(
         prefect_thread.join()
     result = pipeline(suite=resolved_suite, models=model or None, limit=limit,
                       embedder=embedder or (DEMO_EMBEDDER if is_demo else None), preset=preset, device=device,
-                      dask=dask, dask_workers=dask_workers, skip_eval=skip_eval,
+                      dask=dask, dask_workers=dask_workers, dask_address=dask_address, skip_eval=skip_eval,
                       register_demo=is_demo and not model and not skip_eval, force=force, lock_wait=wait)
     print_summary(result, time.perf_counter() - t0, warehouse is not None)
 
