@@ -8,7 +8,7 @@ Rules kept here, in one place:
   at once and is never retried.
 - Per-model evaluation is cached by EvalJob.cache_key (model, revision, tasks, task versions) plus the
   warehouse it feeds, so a rerun (or a rerun after a crash) evaluates nothing twice. Evaluation only writes
-  staging Parquet; the load step is the one writer and commits in one transaction.
+  staging Parquet; the load step is the one writer (one transaction per model x task result).
 - Every step reports rows added per table and seconds; the flows publish those as artifacts.
 """
 

@@ -466,3 +466,33 @@ def test_dask_runner_uses_a_local_two_worker_cluster_or_an_existing_one():
     assert local.cluster_kwargs["threads_per_worker"] == 1
     remote = dask_runner(address="tcp://scheduler:8786")
     assert remote.address == "tcp://scheduler:8786" and not remote.cluster_kwargs
+
+
+def test_steps_retry_transient_io_and_never_a_deterministic_error(prefect_harness):
+    from prefect import flow, task
+
+    from embedllm.errors import InputError, WarehouseLocked
+    from flows.steps import IO_RETRIES, is_transient
+
+    attempts = {"locked": 0, "bad": 0}
+
+    @task(**{**IO_RETRIES, "retry_delay_seconds": 0})
+    def busy_then_fine() -> str:
+        attempts["locked"] += 1
+        if attempts["locked"] == 1:
+            raise WarehouseLocked("held by PID 1 for a moment")
+        return "ok"
+
+    @task(**{**IO_RETRIES, "retry_delay_seconds": 0})
+    def bad_data() -> None:
+        attempts["bad"] += 1
+        raise InputError("label must be 0 or 1")
+
+    @flow
+    def both() -> tuple:
+        return busy_then_fine(), bad_data(return_state=True)
+
+    result, failed = both()
+    assert result == "ok" and attempts["locked"] == 2
+    assert failed.is_failed() and attempts["bad"] == 1
+    assert is_transient(TimeoutError()) and not is_transient(RunLocked("another pipeline run"))
