@@ -80,7 +80,8 @@ def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | 
         plan = steps.plan_evaluations(suite, models, limit, device)
         reports.append(plan.report)
         if plan.jobs:
-            outcomes, evaluated = fan_out(dask, dask_workers, dask_processes, dask_address)(plan.jobs, staging, plan.scope, refresh_cache)
+            evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
+            outcomes, evaluated = evaluate_all(plan.jobs, staging, plan.scope, refresh_cache)
             reports += [evaluated, steps.load(outcomes)]
         steps.publish_leaderboard()
         steps.publish_stages(reports, "Evaluation stages")

@@ -45,8 +45,8 @@ def stop_message(check: steps.ValidationOutcome) -> str:
 def pipeline(suite: str | None = "demo", models: list[str] | None = None, limit: int | None = None,
              embedder: str | None = None, preset: str = "default", device: str | None = None,
              dask: bool = False, dask_workers: int = DASK_WORKERS, dask_address: str | None = None,
-             skip_eval: bool = False,
-             register_demo: bool = False, force: bool = False, lock_wait: float = 0.0) -> PipelineResult:
+             skip_eval: bool = False, register_demo: bool = False, force: bool = False,
+             lock_wait: float = 0.0) -> PipelineResult:
     """Evaluate, load, validate, embed, train and forecast; return what was produced."""
     with run_lock(wait=lock_wait, what="pipeline flow"):
         reports: list[StageReport] = []

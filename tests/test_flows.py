@@ -321,8 +321,8 @@ def test_pipeline_stops_before_embedding_and_training_when_validation_fails(pref
     from tasks.load import Batch, Meta, load_batches
 
     # Model b lacks labels for half the questions: the coverage expectation fails.
-    rows = [{"model": m, "question_id": question_id("t", f"{i:064x}"), "benchmark": "b", "task": "t", "prompt": f"question {i}",
-             "label": i % 2} for m in ("a", "b") for i in range(20) if m == "a" or i < 10]
+    rows = [{"model": m, "question_id": question_id("t", f"{i:064x}"), "benchmark": "b", "task": "t",
+             "prompt": f"question {i}", "label": i % 2} for m in ("a", "b") for i in range(20) if m == "a" or i < 10]
     with warehouse.session(warehouse_path) as con:
         load_batches(con, [Batch(Meta(kind="embedllm-csv", content_hash="h1"), pl.DataFrame(rows))])
     with pytest.raises(PipelineStopped, match=r"validation run \S+ failed.*before embedding and training"):
@@ -362,7 +362,8 @@ def tiny_staging(tmp_path_factory, tiny_models, mini_suite) -> dict:
     outcomes = [run_evaluation(job, staging) for job in jobs]
     assert not any(o.failed for o in outcomes)
     return {"db": db, "staging": staging, "names": names, "suite": mini_suite,
-            "n_results": sum(len(o.tasks) for o in outcomes), "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
+            "n_results": sum(len(o.tasks) for o in outcomes),
+            "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
 
 
 def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_it(prefect_harness, tiny_staging,
