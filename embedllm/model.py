@@ -40,6 +40,7 @@ class EmbedLLMConfig:
     question_dim: int = 768           # D: question-embedding size (768 all-mpnet-base-v2, 384 all-MiniLM-L6-v2)
     dim: int = 232                    # d: model-embedding size (paper default 232)
     noise_alpha: float = 0.05         # std of the Gaussian noise added to e_q in training
+    init_std: float | None = None     # std of the initial model embeddings; None = torch's N(0, 1) default
     # --- training ---
     optimizer: str = "adam"           # adam (L2 weight decay, as in the paper) | adamw (decoupled decay)
     lr: float = 1e-4
@@ -47,6 +48,7 @@ class EmbedLLMConfig:
     batching: str = "pairs"           # pairs: random (model, question) pairs, as the paper | questions: random
                                       # questions with all their labelled models (one projection per question)
     epochs: int = 50
+    min_steps_per_epoch: int = 1      # shrink the batch on small data so an epoch has at least this many steps
     weight_decay: float = 1e-5
     patience: int | None = None       # stop after this many epochs without a better validation log loss;
                                       # None = train all epochs (the paper's recipe), keep the last weights
@@ -87,6 +89,8 @@ class EmbedLLM(nn.Module):
         super().__init__()
         self.config = config.validate()
         self.model_embedding = nn.Embedding(config.n_models, config.dim)     # p_m: (M, d)
+        if config.init_std is not None:
+            nn.init.normal_(self.model_embedding.weight, std=config.init_std)
         self.question_proj = nn.Linear(config.question_dim, config.dim)      # W, b: D -> d
         self.classifier = nn.Linear(config.dim, 2)                           # on p_m * q: d -> 2
         self.meta: dict = {}  # what the checkpoint knows about the data: model_ids, model_names, embedder, run_id
@@ -125,6 +129,19 @@ class EmbedLLM(nn.Module):
         w, b = self.head_weights()                                           # (d,), ()
         p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
         return (q * w) @ p.T + b                                             # (Q, M)
+
+    def collapsed(self, model_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (A (D, M), c (M,)) with logits_all(e) == e @ A + c without noise: the whole model is linear in e_q.
+
+        With q = W e + b and logit = (q * w) . p + b', the logit of model m is e . (W^T (w * p_m)) + (b * w) . p_m
+        + b'. Routing with A costs one (Q, D) @ (D, M) product, whatever d is.
+        """
+        w, b = self.head_weights()                                           # (d,), ()
+        p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
+        wp = p * w                                                           # (M, d)
+        A = self.question_proj.weight.T @ wp.T                               # (D, d) @ (d, M) -> (D, M)
+        c = wp @ self.question_proj.bias + b                                 # (M,)
+        return A, c
 
     @torch.no_grad()
     def predict_all(self, q_emb: torch.Tensor | np.ndarray, chunk: int = 8192) -> np.ndarray:

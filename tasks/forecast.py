@@ -7,12 +7,17 @@
   Predicted values for evaluated questions are in-sample for training questions: use the probe (below) or the
   test-split metrics of the run for an out-of-sample view.
 - benchmark_probe (the paper's probe): for each benchmark B, a quick model is trained WITHOUT any of B's labels
-  (the `default` preset at the run's dimension, at most `probe_epochs` epochs, early-stopped on validation
+  (the `default` preset at d = min(run's d, 64), `probe_epochs` = 5 epochs, early-stopped on validation
   questions of the other benchmarks); a ridge regression from those model embeddings predicts each model's
   observed accuracy on B, leave-one-model-out (each model's prediction comes from a ridge fitted on the
   others; the ridge penalty is chosen inside each fold). Pearson r and MAE compare held-out predictions with
   observed accuracies. Nothing learned from B's labels reaches B's predictions except the other models'
-  accuracies on B, which is what the probe is meant to exploit.
+  accuracies on B, which is what the probe is meant to exploit. The details column also holds two baselines
+  scored the same way: a ridge from the models' accuracies on the other benchmarks (`baseline_*`) and from
+  their mean accuracy elsewhere (`mean_baseline_*`).
+  Why d <= 64 and not the run's d: on the 112 x 36,000 synthetic benchmark, d = 64 and 5 epochs gave r = 0.79 /
+  0.81 (mmlu / logiqa) against 0.63 / 0.33 for d = 232 and 10 epochs, in half the time: a ridge on 111 models
+  does better with fewer features.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def write_correctness(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
 
 
 def write_forecasts(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, probe_benchmarks: bool = True,
-                    probe_epochs: int = 10, device=None) -> dict:
+                    probe_epochs: int = 5, device=None) -> dict:
     """Write a run's correctness and benchmark forecasts (and the probe); return counts and timings."""
     t0 = time.perf_counter()
     row, model = run_model(con, run_id)
@@ -98,6 +103,13 @@ def loo_ridge(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = PROBE_ALPHAS) -
     return out
 
 
+def accuracy_of(labels: np.ndarray) -> np.ndarray:
+    """Return each model's (column's) mean label over its labelled rows; NaN where it has none."""
+    seen = (labels >= 0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, (labels == 1).sum(axis=0) / seen, np.nan)
+
+
 def probe_scores(observed: np.ndarray, predicted: np.ndarray) -> tuple[float | None, float]:
     """Return (Pearson r, MAE); r is None when either side is constant."""
     mae = float(np.abs(observed - predicted).mean())
@@ -106,14 +118,14 @@ def probe_scores(observed: np.ndarray, predicted: np.ndarray) -> tuple[float | N
     return float(np.corrcoef(observed, predicted)[0, 1]), mae
 
 
-def probe(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, epochs: int = 10, min_models: int = 4,
-          device=None) -> dict[str, dict]:
+def probe(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, epochs: int = 5, max_dim: int = 64,
+          min_models: int = 4, device=None) -> dict[str, dict]:
     """Run the leave-one-benchmark-out probe for a run, write benchmark_probe; return {benchmark: result}."""
     row, model = run_model(con, run_id)
     run_id = row["run_id"]
     matrix = load_matrix(con, row["embedder"])
     config = preset_config("default", n_models=len(matrix.model_ids), question_dim=matrix.emb.shape[1],
-                           dim=model.config.dim, dim_grid=[], epochs=min(epochs, 30))
+                           dim=min(model.config.dim, max_dim), dim_grid=[], epochs=epochs)
     results: dict[str, dict] = {}
     benchmarks = sorted(set(matrix.benchmark.tolist()))
     for bench in benchmarks:
@@ -135,12 +147,19 @@ def probe(con: duckdb.DuckDBPyConnection, run_id: str | None = None, *, epochs: 
             continue
         fitted = fit(train, val, config, device)
         vectors = fitted.model.model_embedding.weight.detach().cpu().numpy()     # (M, d)
-        observed = (np.where(seen, matrix.labels[inside], 0).sum(axis=0) / np.maximum(n_seen, 1))[models]
-        predicted = loo_ridge(vectors[models], observed)
-        r, mae = probe_scores(observed, predicted)
-        results[bench] = {"pearson_r": r, "mae": mae, "n_models": int(len(models)),
+        observed = accuracy_of(matrix.labels[inside])[models]
+        r, mae = probe_scores(observed, loo_ridge(vectors[models], observed))
+        elsewhere = np.stack([accuracy_of(matrix.labels[matrix.benchmark == b]) for b in benchmarks if b != bench],
+                             axis=1)[models]                                     # (n, B - 1), NaN if never seen
+        elsewhere = elsewhere[:, np.isfinite(elsewhere).any(axis=0)]
+        elsewhere = np.where(np.isnan(elsewhere), np.nanmean(elsewhere, axis=0), elsewhere)  # fill with column mean
+        base_r, base_mae = probe_scores(observed, loo_ridge(elsewhere, observed))
+        mean_r, mean_mae = probe_scores(observed, loo_ridge(elsewhere.mean(axis=1, keepdims=True), observed))
+        results[bench] = {"pearson_r": r, "mae": mae, "n_models": int(len(models)), "dim": config.dim,
                           "epochs": len(fitted.history), "seconds": time.perf_counter() - t0,
-                          "observed_mean": float(observed.mean())}
+                          "observed_mean": float(observed.mean()), "observed_std": float(observed.std()),
+                          "baseline_pearson_r": base_r, "baseline_mae": base_mae,
+                          "mean_baseline_pearson_r": mean_r, "mean_baseline_mae": mean_mae}
     with warehouse.transaction(con):
         for bench, res in results.items():
             details = {k: v for k, v in res.items() if k not in ("pearson_r", "mae", "n_models")}

@@ -22,7 +22,7 @@ import warehouse
 from embedllm.errors import EmbedLLMError
 from embedllm.model import EmbedderMismatch, EmbedLLM
 from tasks.embed import canonical_name
-from tasks.train import embedding_array, run_model
+from tasks.train import cpu_threads, embedding_array, run_model
 
 
 @dataclass
@@ -97,7 +97,8 @@ def route_embeddings(model: EmbedLLM, q_emb: np.ndarray | torch.Tensor, costs: n
     """Return the routing of questions q_emb (Q, D) over the model's (or given) vectors; costs already normalised."""
     model.eval()
     x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32)) if isinstance(q_emb, np.ndarray) else q_emb
-    p = torch.sigmoid(model.logits_all(x, model_vectors)).numpy()                # (Q, M)
+    A, c = model.collapsed(model_vectors)                                        # (D, M), (M,)
+    p = torch.sigmoid(torch.addmm(c, x, A)).numpy()                              # (Q, M)
     utility = p - cost_weight * costs[None, :] if costs is not None and cost_weight else p.copy()
     if allowed is not None:
         utility[:, ~allowed] = -np.inf
@@ -129,7 +130,8 @@ def route(con: duckdb.DuckDBPyConnection, texts: list[str], run_id: str | None =
     vectors = torch.as_tensor(embedding_array(models["embedding"]))
     costs = models["cost_per_mtok"].to_list()
     norm = normalised_costs([c if a else None for c, a in zip(costs, active)], len(costs))
-    batch = route_embeddings(model, q_emb, norm, cost_weight, model_vectors=vectors, allowed=active)
+    with cpu_threads(torch.device("cpu")):
+        batch = route_embeddings(model, q_emb, norm, cost_weight, model_vectors=vectors, allowed=active)
     names, ids = models["name"].to_list(), models["model_id"].to_list()
     top = batch.top(max(1, min(top_k, int(active.sum()))))
     return [RouteChoice(question=text, ranked=[

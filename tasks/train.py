@@ -261,7 +261,8 @@ def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, p
         n_items = len(q_idx)
     else:
         n_items = len(emb)
-    steps = math.ceil(n_items / config.batch_size)
+    batch_size = min(config.batch_size, max(1, math.ceil(n_items / config.min_steps_per_epoch)))
+    steps = math.ceil(n_items / batch_size)
     total_steps, step = steps * config.epochs, 0
 
     best = (math.inf, 0.0, 0, None)      # val loss, val accuracy, epoch, state
@@ -279,7 +280,7 @@ def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, p
             if config.lr_schedule == "cosine":
                 for g in opt.param_groups:
                     g["lr"] = cosine_lr(step, total_steps, config.lr)
-            b = perm[s * config.batch_size:(s + 1) * config.batch_size]
+            b = perm[s * batch_size:(s + 1) * batch_size]
             if config.batching == "pairs":
                 loss = _pairs_loss(model, emb, q_idx[b], m_idx[b], y[b])
             else:
@@ -403,6 +404,15 @@ class TrainResult:
     model: EmbedLLM = field(repr=False)
 
 
+def checkpoint_dir(con: duckdb.DuckDBPyConnection) -> Path:
+    """Return the checkpoints folder beside the database file this connection has open."""
+    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    db = Path(rows[0][0]).resolve() if rows and rows[0][0] else None
+    if db is None or db == settings.warehouse_path():
+        return settings.beside_warehouse("checkpoints")
+    return db.parent / f"{db.stem}_checkpoints"
+
+
 def new_run_id(now: datetime) -> str:
     """Return a sortable, unique run id like 20250101T120000-1a2b3c."""
     return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
@@ -450,7 +460,7 @@ def train(con: duckdb.DuckDBPyConnection, preset: str = "default", device: str |
     model = trained.model
     model.meta = {"run_id": run_id, "embedder": embedder, "model_ids": matrix.model_ids,
                   "model_names": matrix.model_names, "preset": preset}
-    checkpoint = model.save_checkpoint(settings.beside_warehouse("checkpoints") / f"{run_id}.pt")
+    checkpoint = model.save_checkpoint(checkpoint_dir(con) / f"{run_id}.pt")
     run_config = {**trained.config.to_dict(), "preset": preset, "embedder": embedder, "device": str(dev),
                   "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
                   "validation_run": validation, "code_version": code_version()}

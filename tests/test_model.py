@@ -37,6 +37,16 @@ def test_scoring_all_models_equals_the_classifier_on_each_pair(small_model):
     torch.testing.assert_close(small_model.logits_all(q), per_pair, atol=1e-5, rtol=1e-5)
 
 
+def test_the_collapsed_linear_form_gives_the_same_logits(small_model):
+    q = torch.randn(6, 16)
+    A, c = small_model.collapsed()
+    assert A.shape == (16, 5) and c.shape == (5,)
+    torch.testing.assert_close(q @ A + c, small_model.logits_all(q), atol=1e-5, rtol=1e-5)
+    vectors = torch.randn(2, 4)
+    A2, c2 = small_model.collapsed(vectors)
+    torch.testing.assert_close(q @ A2 + c2, small_model.logits_all(q, vectors), atol=1e-5, rtol=1e-5)
+
+
 def test_logit_is_the_difference_of_the_two_classifier_outputs(small_model):
     q = torch.randn(1, 16)
     with torch.no_grad():

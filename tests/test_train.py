@@ -80,6 +80,15 @@ def test_training_writes_run_embeddings_and_checkpoint(con, trained):
     assert con.execute("SELECT run_id FROM latest_training_run").fetchall() == [(result.run_id,)]
 
 
+def test_checkpoints_go_beside_the_connected_database_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMBEDLLM_WAREHOUSE", raising=False)
+    with warehouse.session(tmp_path / "elsewhere.duckdb") as other:
+        load_synthetic(other)
+        mark_validated(other)
+        result = train(other, overrides=QUICK)
+    assert result.checkpoint_path.parent == tmp_path / "elsewhere_checkpoints"
+
+
 def test_forecasts_cover_every_model_and_question_even_unevaluated(con, trained):
     sm, qids, result = trained
     # a question nobody answered yet still gets a forecast for every model

@@ -49,12 +49,15 @@ def print_run(result, forecasts: dict | None = None) -> None:
                       f"{forecasts['benchmark_forecasts']:,} benchmark ({forecasts['seconds']:.1f}s)")
         probe = forecasts.get("probe") or {}
         if probe:
-            pt = Table(title="probe: accuracy on a benchmark from embeddings trained without it (leave-one-model-out)",
-                       title_justify="left")
-            for col in ("benchmark", "pearson r", "MAE", "models"):
+            console.print("probe: each benchmark's accuracy predicted from embeddings trained without it "
+                          "(ridge, leave-one-model-out); baseline = ridge on accuracies on the other benchmarks",
+                          soft_wrap=True)
+            pt = Table()
+            for col in ("benchmark", "r", "MAE", "baseline r", "baseline MAE", "models"):
                 pt.add_column(col, justify="left" if col == "benchmark" else "right")
             for bench, r in probe.items():
-                pt.add_row(bench, _fmt(r.get("pearson_r")), _fmt(r.get("mae")),
+                pt.add_row(bench, _fmt(r.get("pearson_r")), _fmt(r.get("mae")), _fmt(r.get("baseline_pearson_r")),
+                           _fmt(r.get("baseline_mae")),
                            str(r["n_models"]) + (f" ({r['skipped']})" if r.get("skipped") else ""))
             console.print(pt)
 
