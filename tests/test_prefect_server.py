@@ -154,6 +154,7 @@ def deployed(prefect_server, tmp_path_factory) -> dict:
     return {"clone": clone, "env": env}
 
 
+@pytest.mark.slow
 def test_every_deployment_deploys_from_a_clean_copy_in_any_directory(prefect_server, deployed):
     with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
         deployments = {d["name"]: d for d in client.post("/deployments/filter", json={}).json()}

@@ -1,19 +1,26 @@
 """`embedllm run`: the whole pipeline (Prefect flow `pipeline`) on the embedded defaults, then where to look.
 
-With no PREFECT_API_URL set, Prefect runs in ephemeral mode: it starts its own temporary API process backed by
-SQLite in PREFECT_HOME (default ~/.prefect/prefect.db), so no server is started by hand, and a later
-`prefect server start` shows these runs and their artifacts in the UI. With PREFECT_API_URL set, runs go to
-that server.
+With no PREFECT_API_URL set, Prefect runs in ephemeral mode: a temporary API process backed by SQLite in
+PREFECT_HOME (default ~/.prefect/prefect.db), so no server is started by hand, and a later `prefect server
+start` shows these runs and their artifacts in the UI. With PREFECT_API_URL set (environment or profile), runs
+go to that server.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import importlib.util
 import os
 import shlex
-import threading
+import socket
+import subprocess
+import sys
 import time
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -25,33 +32,117 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_
                "TOKENIZERS_PARALLELISM": "false"}
 
 
-EPHEMERAL_START_TIMEOUT = 120  # seconds; Prefect's default (20 s) is too short on a busy 2-core machine
+EPHEMERAL_START_TIMEOUT = 120.0  # seconds; Prefect's default (20 s) is too short on a busy 2-core machine
 
 
-def start_prefect_early() -> threading.Thread | None:
-    """Start Prefect's ephemeral API in a background thread while the pipeline imports; None if a server is set."""
-    from prefect.settings import get_current_settings
+@dataclass
+class EphemeralAPI:
+    """Prefect's ephemeral API server process, started before this process imports Prefect.
 
-    current = get_current_settings()
-    if current.api.url or not current.server.ephemeral.enabled:
-        return None
+    Prefect 3.8 starts the same process (uvicorn over prefect.server.api.server:create_app with the ephemeral
+    flags, SQLite in PREFECT_HOME) when a flow runs without PREFECT_API_URL, but only after importing the whole
+    server module into the client process first. Starting it here, while the pipeline modules import, saves
+    several seconds of a run. Anything unexpected falls back to Prefect starting its own.
+    """
+
+    process: subprocess.Popen
+    port: int
+
+    @property
+    def url(self) -> str:
+        """Return the API URL of the server."""
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @classmethod
+    def start(cls) -> "EphemeralAPI | None":
+        """Return the started server process; None when a Prefect API is configured or ephemeral mode is off."""
+        if api_configured() or os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "").lower() in ("0", "false"):
+            return None
+        spec = importlib.util.find_spec("prefect")
+        if spec is None or spec.origin is None:
+            return None
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline by design: no failing telemetry lines
+               **os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
+             "error", "--lifespan", "on"], env=env)
+        api = cls(process, port)
+        atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
+        return api
+
+    def ready(self, timeout: float = EPHEMERAL_START_TIMEOUT) -> bool:
+        """Return whether the server answered /health within timeout seconds (False if it exited)."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return True
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def stop(self) -> None:
+        """Terminate the server process (killed after 5 s)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def api_configured() -> bool:
+    """Return whether a Prefect API URL is set: in settings if Prefect is loaded, else in env or profile."""
+    if "prefect.settings" in sys.modules:  # already imported (e.g. under a test harness): ask it, it is free
+        from prefect.settings import get_current_settings
+
+        return bool(get_current_settings().api.url)
+    return bool(os.environ.get("PREFECT_API_URL") or profile_api_url())
+
+
+def profile_api_url() -> str | None:
+    """Return PREFECT_API_URL from the active Prefect profile file, read without importing Prefect."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     try:
-        from prefect.server.api.server import SubprocessASGIServer
-    except ImportError:  # a Prefect without this class: the flow starts its ephemeral API itself, as usual
+        profiles = tomllib.loads((home / "profiles.toml").read_text())
+    except (OSError, tomllib.TOMLDecodeError):
         return None
-    server = SubprocessASGIServer()  # the process-wide instance the flow's client will find already running
-    thread = threading.Thread(target=server.start, kwargs={"timeout": EPHEMERAL_START_TIMEOUT},
-                              name="prefect-ephemeral-start", daemon=True)
-    thread.start()
-    return thread
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL")
 
 
-def prefect_target() -> str:
-    """Return where this run's Prefect state goes: the API URL, or the ephemeral SQLite file."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
+@contextlib.contextmanager
+def prefect_api(api: EphemeralAPI | None) -> Iterator[str]:
+    """Point Prefect at the early-started server for the block when nothing else is configured; yield the target."""
+    from prefect.settings import (PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+                                  get_current_settings, temporary_settings)
 
-    url = PREFECT_API_URL.value()
-    return url if url else f"ephemeral API, SQLite in {Path(PREFECT_HOME.value()) / 'prefect.db'}"
+    configured = get_current_settings().api.url
+    if api is not None and (configured or not api.ready()):
+        api.stop()
+        api = None
+    if configured:
+        yield configured
+        return
+    updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_START_TIMEOUT}  # if Prefect starts it
+    if api is not None:
+        os.environ["PREFECT_API_URL"] = api.url       # for processes this run starts (Dask workers)
+        updates[PREFECT_API_URL] = api.url
+    with temporary_settings(updates=updates):
+        yield ephemeral_description(PREFECT_HOME.value())
+
+
+def ephemeral_description(home: str | Path) -> str:
+    """Return where an ephemeral run's Prefect records live."""
+    return f"ephemeral API, runs kept in {Path(home) / 'prefect.db'} (`prefect server start` shows them in the UI)"
 
 
 def example_commands(warehouse_flag: str) -> list[str]:
@@ -112,21 +203,20 @@ def run(
     if is_demo:
         for key, value in OFFLINE_ENV.items():
             os.environ.setdefault(key, value)
-    prefect_thread = start_prefect_early()
+    api = EphemeralAPI.start()  # boots while the pipeline modules import
 
     from flows.pipeline import pipeline
     from tasks.embed import DEMO_EMBEDDER
 
-    if prefect_thread is not None:
-        prefect_thread.join()
-    result = pipeline(suite=resolved_suite, models=model or None, limit=limit,
-                      embedder=embedder or (DEMO_EMBEDDER if is_demo else None), preset=preset, device=device,
-                      dask=dask, dask_workers=dask_workers, dask_address=dask_address, skip_eval=skip_eval,
-                      register_demo=is_demo and not model and not skip_eval, force=force, lock_wait=wait)
-    print_summary(result, time.perf_counter() - t0, warehouse is not None)
+    with prefect_api(api) as target:
+        result = pipeline(suite=resolved_suite, models=model or None, limit=limit,
+                          embedder=embedder or (DEMO_EMBEDDER if is_demo else None), preset=preset, device=device,
+                          dask=dask, dask_workers=dask_workers, dask_address=dask_address, skip_eval=skip_eval,
+                          register_demo=is_demo and not model and not skip_eval, force=force, lock_wait=wait)
+    print_summary(result, time.perf_counter() - t0, warehouse is not None, target)
 
 
-def print_summary(result, seconds: float, explicit_warehouse: bool) -> None:
+def print_summary(result, seconds: float, explicit_warehouse: bool, prefect: str) -> None:
     """Print the stages, the warehouse path, where Prefect recorded the run, and commands to try."""
     typer.echo("")
     for stage in result.stages:
@@ -135,7 +225,7 @@ def print_summary(result, seconds: float, explicit_warehouse: bool) -> None:
         typer.echo(f"  {stage['stage']:<9} {stage['seconds']:7.1f} s  {added}{skipped}")
     typer.echo(f"\nDone in {seconds:.1f} s. Training run: {result.training_run}")
     typer.echo(f"Warehouse: {result.warehouse}")
-    typer.echo(f"Prefect:   {prefect_target()}")
+    typer.echo(f"Prefect:   {prefect}")
     flag = f" -w {shlex.quote(result.warehouse)}" if explicit_warehouse or \
         Path(result.warehouse) != settings.DEFAULT_WAREHOUSE else ""
     typer.echo("\nTry:")
