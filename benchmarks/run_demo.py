@@ -96,7 +96,9 @@ def main() -> None:
     if args.ephemeral_home:
         env["PREFECT_HOME"] = str(out / "prefect_home")
     cli = [str(Path(sys.executable).parent / "embedllm"), "run", "-w", str(db), *run_args]
-    result = {"command": " ".join(cli), "cpus": os.cpu_count(), "load_before": os.getloadavg()}
+    previous = out / "result.json"
+    result = json.loads(previous.read_text()) if args.keep and previous.exists() else {}
+    result.update(command=" ".join(cli), cpus=os.cpu_count(), load_before=os.getloadavg())
     if not args.keep:
         result["first"] = run_measured(cli, env, out / "first.log")
         print(f"first run:  {result['first']}")
