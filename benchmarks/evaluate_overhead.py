@@ -11,6 +11,8 @@ include_defaults=False (the fastest bare variant; the overhead target is judged 
 
     python benchmarks/evaluate_overhead.py                       # tiny random model, full demo suite, 3 repeats
     python benchmarks/evaluate_overhead.py --smollm2-limit 20    # also SmolLM2-135M GGUF, 20 docs per task
+    python benchmarks/evaluate_overhead.py --phases tiny         # in-process: lm-eval time vs the stage's own time
+    python benchmarks/evaluate_overhead.py --phases smollm2 --smollm2-limit 20
 """
 
 from __future__ import annotations
@@ -79,7 +81,8 @@ def measure(label: str, model_args: dict, register: list[str], model_name: str, 
             spec = {"model_args": model_args, "tasks": suite.task_names, "limit": limit, "include_defaults": defaults,
                     "include_path": [str(p) for p in suite.include_path]}
             times[variant].append(timed([sys.executable, str(bare_file), json.dumps(spec)], env, f"{label}:{variant}"))
-        times["rerun"].append(timed([cli, "evaluate", "--suite", "demo", "-q", *lim, "-w", str(wh)], env,
+        times["rerun"].append(timed([cli, "evaluate", "--suite", "demo", "--model", model_name, "-q", *lim,
+                                     "-w", str(wh)], env,
                                     f"{label}:rerun"))
         import duckdb
 
@@ -102,6 +105,50 @@ def measure(label: str, model_args: dict, register: list[str], model_name: str, 
             / med["bare_default_index"]}
 
 
+def phases(model_dir: Path | None, work: Path, limit: int | None) -> dict:
+    """Return in-process seconds of evaluate(): inside lm-eval (model load + simple_evaluate) vs the stage's own work."""
+    import lm_eval
+
+    import warehouse
+    from embedllm import registry, settings
+    from tasks import evaluate as ev
+
+    spent = {"model_load": 0.0, "simple_evaluate": 0.0, "calls": 0}
+    real_eval, real_load = lm_eval.simple_evaluate, ev._load_lm
+
+    def timed_eval(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return real_eval(*a, **k)
+        finally:
+            spent["simple_evaluate"] += time.perf_counter() - t0
+            spent["calls"] += 1
+
+    def timed_load(job):
+        t0 = time.perf_counter()
+        try:
+            return real_load(job)
+        finally:
+            spent["model_load"] += time.perf_counter() - t0
+
+    lm_eval.simple_evaluate, ev._load_lm = timed_eval, timed_load
+    settings.use_warehouse(work / "phases.duckdb")
+    with warehouse.session() as con:
+        if model_dir is None:                      # SmolLM2-135M-Instruct GGUF from its PyPI package
+            e = registry.demo_entries()[0]
+            name = registry.add_model(con, e.name, revision=e.revision, model_args=e.model_args,
+                                      gguf_file=e.gguf_file).name
+        else:
+            name = registry.add_model(con, str(model_dir)).name
+        t0 = time.perf_counter()
+        ev.evaluate(con, "demo", models=[name], limit=limit, progress=False)
+        total = time.perf_counter() - t0
+    lm_eval.simple_evaluate, ev._load_lm = real_eval, real_load
+    inside = spent["model_load"] + spent["simple_evaluate"]
+    return {"total": total, **spent, "stage_own": total - inside, "stage_own_pct_of_lm_eval": 100 * (total - inside)
+            / inside}
+
+
 def main() -> None:
     """Run the measurements and print a table plus JSON."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +156,8 @@ def main() -> None:
     ap.add_argument("--tiny-limit", type=int, default=None, help="docs per task for the tiny model (default all)")
     ap.add_argument("--smollm2-limit", type=int, default=0, help="also measure SmolLM2 GGUF with this --limit")
     ap.add_argument("--skip-tiny", action="store_true")
+    ap.add_argument("--phases", choices=["tiny", "smollm2"], help="only the in-process breakdown of one stage run "
+                    "(limit: --tiny-limit for tiny, --smollm2-limit for smollm2)")
     args = ap.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false"}
@@ -116,6 +165,14 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="evalbench-") as tmp:
         work = Path(tmp)
+        if args.phases:
+            os.environ.update({k: v for k, v in env.items() if k.endswith(("OFFLINE", "PARALLELISM"))})
+            from embedllm.tiny_lm import build_tiny_lm
+
+            model = build_tiny_lm(work / "tiny-lm") if args.phases == "tiny" else None
+            limit = args.tiny_limit if args.phases == "tiny" else (args.smollm2_limit or None)
+            print(json.dumps(phases(model, work, limit), indent=1))
+            return
         if not args.skip_tiny:
             from embedllm.tiny_lm import build_tiny_lm
 

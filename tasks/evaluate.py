@@ -271,9 +271,36 @@ def _load_lm(job: EvalJob):
     return lm_eval_model(job.backend).create_from_arg_obj(args, extra)
 
 
+_ENV_INFO: dict[str, Any] = {}
+
+
+def _env_info_once() -> None:
+    """Make lm-eval collect its environment info once per process instead of once per simple_evaluate call.
+
+    simple_evaluate ends with add_env_info, whose torch collect_env runs `pip list` (~1.5 s). We call
+    simple_evaluate once per task (so each task is staged, and resumable, as soon as it is done); paying that per
+    task was most of the stage's overhead over one bare multi-task call. The info is the same within a process.
+    """
+    import lm_eval.evaluator as evaluator
+
+    real = getattr(evaluator, "add_env_info", None)
+    if real is None or getattr(real, "_embedllm_once", False):
+        return
+
+    def add_env_info_once(storage: dict) -> None:
+        if not _ENV_INFO:
+            real(_ENV_INFO)
+        storage.update(_ENV_INFO)
+
+    add_env_info_once._embedllm_once = True  # type: ignore[attr-defined]
+    evaluator.add_env_info = add_env_info_once
+
+
 def _simple_evaluate(lm, job: EvalJob, plan: TaskPlan, tm) -> dict:
     """Return lm-eval's results (with 'samples') for one task, run through lm_eval.simple_evaluate."""
     import lm_eval
+
+    _env_info_once()
 
     ea = job.eval_args
     fewshot = ea.get("num_fewshot", plan.num_fewshot)

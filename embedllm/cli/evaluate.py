@@ -9,7 +9,6 @@ from typing import Annotated, Optional
 import typer
 
 from embedllm.cli.app import WarehouseOpt, app, use_warehouse
-from embedllm.errors import EmbedLLMError
 
 
 def _print_plan(jobs: list) -> None:
@@ -52,15 +51,17 @@ def evaluate(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or lm-eval logging")] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Evaluate every active model lacking results for the suite (at the current task versions and revisions).
+    """Evaluate every active model lacking results for the suite (current task versions and model revisions).
 
-    Each (model, task) result goes to staging Parquet, then the one loader commits it after checking the labels
-    against lm-eval's aggregate. A model that fails is recorded in eval_runs and the others go on; a rerun
-    evaluates only what is missing. Exit code 1 when any (model, task) failed.
+    Results go to staging Parquet; the one loader commits them after checking labels against lm-eval's aggregate.
+
+    A failing model is recorded in eval_runs and the others go on; a rerun evaluates only what is missing.
+
+    Exit code 1 when any (model, task) failed.
 
     Examples:
 
-      embedllm evaluate                                  # demo suite, every active model
+      embedllm evaluate
 
       embedllm evaluate --model SmolLM2-135M-Instruct-Q4_1 --limit 20
 
@@ -89,5 +90,3 @@ def evaluate(
             typer.secho(f"error: {name} / {t.task}: {t.error}", fg="red", err=True)
         raise typer.Exit(1)
 
-
-__all__ = ["evaluate", "EmbedLLMError"]
