@@ -99,16 +99,22 @@ QUESTION_COLUMNS = ("question_id", "benchmark", "task", "doc_id", "doc_hash", "p
 LABEL_COLUMNS = ("model", "question_id", "label", "value")
 
 
+def _with_model(batch: Batch, rows: pl.DataFrame) -> pl.DataFrame:
+    """Return rows with a model column, filled from meta.model when the rows have none."""
+    if "model" in rows.columns:
+        return rows
+    if not batch.meta.model:
+        raise InputError(f"{batch.meta.source or 'batch'}: rows have no model column and meta.model is empty")
+    return rows.with_columns(pl.lit(batch.meta.model).alias("model"))
+
+
 def _normalise_bulk(batch: Batch) -> pl.DataFrame:
     """Return the label rows of a bulk batch (model, question_id, label, value), typed."""
     rows = batch.rows
     missing = [c for c in ("question_id", "label") if c not in rows.columns]
     if missing:
         raise InputError(f"{batch.meta.source or 'batch'}: missing column(s) {', '.join(missing)}")
-    if "model" not in rows.columns:
-        if not batch.meta.model:
-            raise InputError(f"{batch.meta.source or 'batch'}: rows have no model column and meta.model is empty")
-        rows = rows.with_columns(pl.lit(batch.meta.model).alias("model"))
+    rows = _with_model(batch, rows)
     if "value" not in rows.columns:
         rows = rows.with_columns(pl.lit(None, dtype=pl.Float64).alias("value"))
     return rows.select([pl.col(c).cast(ROW_SCHEMA[c]) for c in LABEL_COLUMNS])
@@ -133,10 +139,7 @@ def normalise(batch: Batch) -> pl.DataFrame:
     missing = [c for c in REQUIRED if c not in rows.columns]
     if missing:
         raise InputError(f"{batch.meta.source or 'batch'}: missing column(s) {', '.join(missing)}")
-    if "model" not in rows.columns:
-        if not batch.meta.model:
-            raise InputError(f"{batch.meta.source or 'batch'}: rows have no model column and meta.model is empty")
-        rows = rows.with_columns(pl.lit(batch.meta.model).alias("model"))
+    rows = _with_model(batch, rows)
     rows = rows.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in ROW_SCHEMA.items() if c not in rows.columns])
     rows = rows.select([pl.col(c).cast(t) for c, t in ROW_SCHEMA.items()])
     return rows.with_columns(pl.coalesce(pl.col("split"), split_expr()).alias("split"))
@@ -256,7 +259,7 @@ def write_staging(batch: Batch, directory: str | Path) -> Path:
     final = directory / f"{stem}.parquet"
     table = batch.rows.to_arrow()
     table = table.replace_schema_metadata({b"embedllm_meta": json.dumps(asdict(m), default=str).encode()})
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".parquet")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".parquet.part")  # never matches *.parquet
     os.close(fd)
     try:
         pq.write_table(table, tmp)

@@ -21,6 +21,7 @@ from embedllm.errors import ConfigError
 from embedllm.suites import SUITES_DIR
 from embedllm.tiny_lm import build_tiny_lm
 from tasks import evaluate as ev
+from cli_run import run_cli
 
 DEMO_SUITE = SUITES_DIR.parent.parent / "demo_suite"
 LIMIT = 4
@@ -240,18 +241,6 @@ def test_samples_passthrough_evaluates_chosen_docs_only(con, tiny_lm_dir, two_ta
 
 # ---------------------------------------------------------------------------------------------- bad input
 
-def run_cli(capsys, monkeypatch, *args) -> tuple[int, str, str]:
-    """Return (exit code, stdout, stderr) of `embedllm ARGS` run in-process through the real error edge."""
-    from embedllm.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["embedllm", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _row_counts(path: Path) -> dict[str, int]:

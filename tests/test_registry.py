@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from embedllm import registry
 from embedllm.errors import ConfigError
+from cli_run import run_cli
 
 SMOL_GGUF = registry.package_dir(registry.SMOLLM2_PACKAGE) / registry.SMOLLM2_FILE
 
@@ -158,18 +158,6 @@ def test_parse_model_args_types_values():
         registry.parse_model_args("dtype")
 
 
-def run_cli(capsys, monkeypatch, *args) -> tuple[int, str, str]:
-    """Return (exit code, stdout, stderr) of `embedllm ARGS` run in-process through the real error edge."""
-    from embedllm.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["embedllm", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_models_add_list_remove(warehouse_path, model_folder, capsys, monkeypatch):
