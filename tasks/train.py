@@ -483,7 +483,7 @@ def run_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tupl
     """Return (the training_runs row, its model from the checkpoint) for run_id or the latest completed run."""
     rows = warehouse.query(con, "train_run", {"run_id": run_id})
     if rows.height == 0:
-        what = f"training run {run_id!r}" if run_id else "a completed training run"
+        what = f"training run {run_id!r}" if run_id else "completed training run"
         raise EmbedLLMError(f"no {what} in {settings.warehouse_path()}: run `embedllm train` first")
     row = rows.row(0, named=True)
     return row, load_checkpoint(row["checkpoint_path"])
