@@ -192,9 +192,9 @@ def run(
 
     Ends by printing where the warehouse is and queries to try. A rerun with nothing new evaluates nothing.
 
-    Example: embedllm run            (the demo; ~minutes on a laptop CPU)
+    Example: embedllm run            (the demo: 3 small LLMs x 356 questions, tens of minutes on a 2-core CPU)
 
-    Example: embedllm run --limit 5 --dask --warehouse /tmp/demo.duckdb
+    Example: embedllm run --limit 20 --dask --warehouse /tmp/demo.duckdb      (a quicker look)
     """
     use_warehouse(warehouse)
     t0 = time.perf_counter()
