@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Annotated, Optional
 
@@ -33,7 +34,7 @@ def _print_outcomes(outcomes: list, seconds: float) -> None:
     for r in rows:
         colour = "green" if r["status"] == "success" else "red"
         table.add_row(r["model"], r["task"], f"[{colour}]{r['status']}[/]", str(r["samples"]), f"{r['seconds']:.1f}")
-    Console(highlight=False, stderr=False).print(table)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @app.command()

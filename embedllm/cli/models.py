@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -48,7 +49,7 @@ def _print_entries(entries: list, as_json: bool) -> None:
         table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*(r[c] for c in cols))
-    Console(highlight=False).print(table)
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @models_app.command("add")
