@@ -105,7 +105,10 @@ def _typed(value: str) -> Any:
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ' (did you mean X?)' for the closest choice, or ''."""
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    if not close:  # a short name for a long one: 'smollm2' -> 'SmolLM2-135M-Instruct-Q4_1'
+        close = [c for c in choices if name.lower() in c.lower()][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -108,14 +108,15 @@ def suite_file(name_or_path: str | Path) -> Path:
     """Return the YAML file of a suite given by name or path; ConfigError with did-you-mean for unknown names."""
     text = str(name_or_path)
     path = Path(text).expanduser()
-    if path.suffix in (".yaml", ".yml") or "/" in text or path.exists():
+    as_path = path.suffix in (".yaml", ".yml") or "/" in text or isinstance(name_or_path, Path)
+    candidate = SUITES_DIR / f"{text}.yaml"
+    if not as_path and candidate.is_file():
+        return candidate
+    if as_path or path.is_file():
         if not path.is_file():
             raise ConfigError(f"suite file {path} does not exist: give a suite name ({', '.join(available_suites())})"
                               " or the path of a suite YAML")
         return path.resolve()
-    candidate = SUITES_DIR / f"{text}.yaml"
-    if candidate.is_file():
-        return candidate
     names = available_suites()
     raise ConfigError(f"unknown suite {text!r}{_hint(text, names)}; available: {', '.join(names) or 'none'} "
                       f"(add one as {SUITES_DIR}/<name>.yaml or pass a path)")

@@ -150,6 +150,8 @@ def test_unknown_model_gets_did_you_mean(con, model_folder):
     registry.add_model(con, "smol-chat", model_args={"pretrained": str(SMOL_GGUF.parent)}, gguf_file=SMOL_GGUF.name)
     with pytest.raises(ConfigError, match=r"did you mean 'smol-chat'"):
         registry.remove_model(con, "smol-chta")
+    with pytest.raises(ConfigError, match=r"did you mean 'smol-chat'"):   # a short name for a longer one
+        registry.get_model(con, "CHAT")
 
 
 def test_parse_model_args_types_values():

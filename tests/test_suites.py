@@ -106,3 +106,9 @@ def test_malformed_suite_is_one_line_error(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_suite(write_suite(tmp_path, text))
     assert "\n" not in str(err.value)
+
+
+def test_suite_name_wins_over_a_same_named_folder_in_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert load_suite("demo").path == SUITES_DIR / "demo.yaml"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Annotated, Optional
@@ -49,7 +50,8 @@ def evaluate(
     device: Annotated[Optional[str], typer.Option("--device", help="torch device for hf models (default: "
                                                   "$EMBEDLLM_DEVICE, else cuda/mps/cpu)", show_default=False)] = None,
     plan: Annotated[bool, typer.Option("--plan", help="only print which models and tasks would run")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or lm-eval logging")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors and the result table (lm-eval's own "
+                                                  "request bars still show)")] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Evaluate every active model lacking results for the suite (current task versions and model revisions).
@@ -74,6 +76,10 @@ def evaluate(
     from tasks.evaluate import evaluate as run, plan_evaluations
 
     use_warehouse(warehouse)
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"          # lm-eval's and transformers' bars too
+        for name in ("lm_eval", "transformers", "datasets", "tasks"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
     with wh.session() as con:
@@ -85,9 +91,13 @@ def evaluate(
         typer.echo("nothing to evaluate: every active model has results for every task of the suite")
         return
     _print_outcomes(outcomes, time.perf_counter() - t0)
-    failed = [(o.job.model, t) for o in outcomes for t in o.failed]
+    failed: dict[tuple[str, str], list[str]] = {}
+    for o in outcomes:
+        for t in o.failed:
+            failed.setdefault((o.job.model, t.error or "failed"), []).append(t.task)
+    for (name, error), tasks in failed.items():
+        which = tasks[0] if len(tasks) == 1 else f"{len(tasks)} tasks"
+        typer.secho(f"error: {name} ({which}): {error}", fg="red", err=True)
     if failed:
-        for name, t in failed:
-            typer.secho(f"error: {name} / {t.task}: {t.error}", fg="red", err=True)
         raise typer.Exit(1)
 
