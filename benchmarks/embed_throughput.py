@@ -51,7 +51,8 @@ def main() -> None:
 
     import warehouse
     from embedllm.ids import question_id
-    from tasks.embed import embed_questions, load_model, resolve_embedder
+    from embedllm.embedders import load_model, resolve_embedder
+    from tasks.embed import embed_questions
     from tasks.load import Batch, Meta, load_batches
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

@@ -25,7 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from embedllm import settings
 from embedllm.errors import WarehouseLocked
 
 POLL_SECONDS = 0.5
@@ -47,9 +46,9 @@ _held: dict[Path, _Held] = {}
 _guard = threading.Lock()
 
 
-def lock_path(warehouse: str | os.PathLike | None = None) -> Path:
+def lock_path(warehouse: str | os.PathLike) -> Path:
     """Return the lock file of a warehouse: the DuckDB file name plus `.lock`, in the same folder."""
-    db = Path(warehouse).expanduser().resolve() if warehouse is not None else settings.warehouse_path()
+    db = Path(warehouse).expanduser().resolve()
     return db.with_name(db.name + ".lock")
 
 
@@ -112,7 +111,7 @@ def _acquire(path: Path, wait: float, what: str) -> int:
 
 
 @contextlib.contextmanager
-def run_lock(warehouse: str | os.PathLike | None = None, *, wait: float = 0.0,
+def run_lock(warehouse: str | os.PathLike, *, wait: float = 0.0,
              what: str = "pipeline run") -> Iterator[Path]:
     """Hold the warehouse's run lock for the block (re-entrant in this process); yield the lock file path."""
     path = lock_path(warehouse)
@@ -138,7 +137,7 @@ def run_lock(warehouse: str | os.PathLike | None = None, *, wait: float = 0.0,
             os.close(held.fd)
 
 
-def is_locked(warehouse: str | os.PathLike | None = None) -> bool:
+def is_locked(warehouse: str | os.PathLike) -> bool:
     """Return whether some process (this one included) currently holds the run lock."""
     path = lock_path(warehouse)
     if path in _held:

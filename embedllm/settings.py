@@ -1,41 +1,43 @@
-"""Where things live: the warehouse file and the folders beside it, the torch device. Chosen in one place."""
+"""Where things live: the warehouse file and the folders beside it, the torch device. Chosen in one place.
+
+Only the edges read the environment: the CLI (`--warehouse` or EMBEDLLM_WAREHOUSE) and the flows' deployment
+parameters call `resolve_warehouse`; everything below them takes the warehouse path as an argument and derives
+staging, checkpoints, Data Docs and reports from it with `beside`.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import warehouse as _warehouse_pkg
-
 WAREHOUSE_ENV = "EMBEDLLM_WAREHOUSE"
 DEVICE_ENV = "EMBEDLLM_DEVICE"
-PROJECT_ROOT = Path(_warehouse_pkg.__file__).resolve().parent.parent
-DEFAULT_WAREHOUSE = PROJECT_ROOT / "warehouse" / "embedllm.duckdb"
-SQL_DIR = PROJECT_ROOT / "sql"
-CONFIG_DIR = PROJECT_ROOT / "embedllm" / "config"
+PACKAGE_DIR = Path(__file__).resolve().parent
+CONFIG_DIR = PACKAGE_DIR / "config"
+CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists() else None
 
 
-def use_warehouse(path: str | os.PathLike | None) -> None:
-    """Point every later call at PATH (the --warehouse flag sets the env var so Prefect tasks see it too)."""
-    if path is not None:
-        os.environ[WAREHOUSE_ENV] = str(Path(path).expanduser().resolve())
+def default_warehouse() -> Path:
+    """Return warehouse/embedllm.duckdb in the checkout (editable install), else in the working directory."""
+    root = CHECKOUT if CHECKOUT is not None else Path.cwd()
+    return root / "warehouse" / "embedllm.duckdb"
 
 
-def warehouse_path() -> Path:
-    """Return the DuckDB file: $EMBEDLLM_WAREHOUSE if set, else warehouse/embedllm.duckdb in the checkout."""
-    env = os.environ.get(WAREHOUSE_ENV)
-    return Path(env).expanduser().resolve() if env else DEFAULT_WAREHOUSE
+def resolve_warehouse(path: str | os.PathLike | None = None) -> Path:
+    """Return the warehouse file: PATH if given, else $EMBEDLLM_WAREHOUSE, else the default (edges only)."""
+    chosen = path if path is not None else os.environ.get(WAREHOUSE_ENV) or None
+    return Path(chosen).expanduser().resolve() if chosen is not None else default_warehouse()
 
 
-def beside_warehouse(name: str) -> Path:
-    """Return a folder next to the warehouse file (staging/, data_docs/, reports/, checkpoints/)."""
-    db = warehouse_path()
-    return db.parent / f"{db.stem}_{name}" if db != DEFAULT_WAREHOUSE else db.parent / name
+def beside(warehouse: str | os.PathLike, name: str) -> Path:
+    """Return a folder next to the warehouse file: `<stem>_<name>/`, or `<name>/` for the default file."""
+    db = Path(warehouse).expanduser().resolve()
+    return db.parent / name if db == default_warehouse() else db.parent / f"{db.stem}_{name}"
 
 
-def staging_dir() -> Path:
+def staging_dir(warehouse: str | os.PathLike) -> Path:
     """Return the staging folder for Parquet written by parallel work and read by the one loader."""
-    return beside_warehouse("staging")
+    return beside(warehouse, "staging")
 
 
 def pick_device(requested: str | None = None):

@@ -8,50 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 
 import warehouse
+from tasks.stage import StageReport, added_rows, table_counts  # noqa: F401  (re-exported for the flows)
 
-# Tables whose row counts every stage report shows (those that exist in the warehouse at the time).
-COUNTED_TABLES = ("models", "questions", "correctness", "loads", "eval_runs", "validation_runs",
-                  "question_embeddings", "training_runs", "correctness_forecasts", "benchmark_forecasts")
 MAX_ARTIFACT_ROWS = 500
-
-
-@dataclass
-class StageReport:
-    """What one stage did: how long it took, rows it added per table, and a one-line note."""
-
-    stage: str
-    seconds: float = 0.0
-    rows: dict[str, int] = field(default_factory=dict)
-    note: str = ""
-    skipped: bool = False
-
-    def line(self) -> str:
-        """Return the report as one log line: `embed: 12.3 s, +300 question_embeddings (note)`."""
-        added = ", ".join(f"+{n} {t}" for t, n in self.rows.items() if n) or "no new rows"
-        status = "skipped: " if self.skipped else ""
-        note = f" ({status}{self.note})" if self.note or status else ""
-        return f"{self.stage}: {self.seconds:.1f} s, {added}{note}"
-
-
-def table_counts(con: duckdb.DuckDBPyConnection, tables: Iterable[str] = COUNTED_TABLES) -> dict[str, int]:
-    """Return {table: row count} for each of the tables that exists."""
-    counts = {}
-    for name in tables:
-        if warehouse.table_exists(con, name):
-            counts[name] = con.execute(f"SELECT count(*) FROM {warehouse.quote(name)}").fetchall()[0][0]
-    return counts
-
-
-def added_rows(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """Return the tables whose row count changed between two table_counts, with the difference."""
-    return {t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)}
 
 
 def warehouse_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> str:

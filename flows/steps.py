@@ -298,7 +298,7 @@ class TrainOutcome:
 def train(preset: str, device: str | None, embedder: str | None, force: bool = False) -> TrainOutcome:
     """Train the EmbedLLM model unless a run of this preset is newer than the latest load; return the run."""
     if embedder:
-        from tasks.embed import canonical_name
+        from embedllm.embedders import canonical_name
 
         embedder = canonical_name(embedder)
     with stage("train") as (con, report):

@@ -21,7 +21,7 @@ import torch
 import warehouse
 from embedllm.errors import EmbedLLMError
 from embedllm.model import EmbedderMismatch, EmbedLLM
-from tasks.embed import canonical_name
+from embedllm.embedders import canonical_name
 from tasks.train import cpu_threads, embedding_array, run_model
 
 
@@ -107,7 +107,7 @@ def route_embeddings(model: EmbedLLM, q_emb: np.ndarray | torch.Tensor, costs: n
 
 def encode_questions(texts: list[str], embedder: str) -> np.ndarray:
     """Return (len(texts), D) float32 L2-normalised embeddings of texts from EMBEDDER (the embed stage's encoder)."""
-    from tasks.embed import encode
+    from embedllm.embedders import encode
 
     return np.asarray(encode(list(texts), embedder), dtype=np.float32)
 

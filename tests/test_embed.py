@@ -9,8 +9,9 @@ import polars as pl
 import pytest
 
 from embedllm.ids import question_id
-from tasks.embed import (DEFAULT_EMBEDDER, DEMO_EMBEDDER, EmbedderError, assemble_mpnet, canonical_name, encode,
-                         embed_questions, load_model, mpnet_parts, packaged_minilm, resolve_embedder)
+from embedllm.embedders import (DEFAULT_EMBEDDER, DEMO_EMBEDDER, EmbedderError, assemble_mpnet, canonical_name,
+                                encode, load_model, mpnet_parts, packaged_minilm, resolve_embedder)
+from tasks.embed import embed_questions
 from tasks.load import Batch, Meta, load_batches
 
 PROMPTS = ["What is 2 + 2?", "What is two plus two?", "Which city is the capital of France?",

@@ -284,7 +284,7 @@ def artifact(key: str):
 def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefect_harness, tiny_warehouse,
                                                                           warehouse_path, mini_suite):
     from flows.pipeline import pipeline
-    from tasks.embed import DEMO_EMBEDDER
+    from embedllm.embedders import DEMO_EMBEDDER
 
     result = pipeline(suite=mini_suite, models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
     stages = {s["stage"]: s for s in result.stages}

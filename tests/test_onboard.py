@@ -271,7 +271,8 @@ def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(con, tmp_path):
     """Three tiny random LMs evaluated on the demo suite and trained on; a fourth is onboarded from 18 answers."""
     from embedllm import registry
     from embedllm.tiny_lm import build_tiny_lm
-    from tasks.embed import DEMO_EMBEDDER, embed_questions, packaged_minilm
+    from embedllm.embedders import DEMO_EMBEDDER, packaged_minilm
+    from tasks.embed import embed_questions
     from tasks.evaluate import evaluate
     from tasks.train import train
 

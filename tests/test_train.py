@@ -123,7 +123,7 @@ def test_probe_scores_every_benchmark_with_enough_models(con):
 
 
 def test_route_round_trip_with_the_real_embedder(con):
-    from tasks.embed import encode
+    from embedllm.embedders import encode
 
     sm, qids = load_synthetic(con, n_questions=150, embed=False)
     prompts = con.execute("SELECT question_id, prompt FROM questions ORDER BY question_id").fetchall()

@@ -1,8 +1,9 @@
 """The one module that talks to DuckDB: connect, migrate, load frames, run named queries.
 
-The default database file lives beside this module (warehouse/embedllm.duckdb, git-ignored); the
-EMBEDLLM_WAREHOUSE env var or the --warehouse flag points elsewhere. DuckDB allows one writing process per
-file: parallel work writes staging Parquet and one loader commits it here in a transaction.
+The default database file lives beside this module (warehouse/embedllm.duckdb, git-ignored); callers pass the
+path explicitly (the CLI and the flows resolve it from --warehouse / EMBEDLLM_WAREHOUSE). DuckDB allows one
+writing process per file: parallel work writes staging Parquet and one loader commits it here in a transaction.
+The SQL this module runs lives in the top-level sql/ folder, shipped with the package (schema, views, queries).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any, Iterator
 import duckdb
 import polars as pl
 
-from embedllm import settings
 from embedllm.errors import WarehouseError, WarehouseLocked
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"   # the checkout's sql/, or the installed `sql` package
 
 
 def _lock_message(path: Path, exc: Exception) -> str:
@@ -31,10 +32,10 @@ def _lock_message(path: Path, exc: Exception) -> str:
             "wait for it to finish or point --warehouse / EMBEDLLM_WAREHOUSE at another file")
 
 
-def connect(path: str | Path | None = None, *, read_only: bool = False, migrate_schema: bool = True,
+def connect(path: str | Path, *, read_only: bool = False, migrate_schema: bool = True,
             wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """Return a connection to the warehouse, migrated unless read-only; retry a held lock for `wait` seconds."""
-    db = Path(path) if path is not None else settings.warehouse_path()
+    db = Path(path)
     if read_only and not db.exists():
         raise WarehouseError(f"no warehouse at {db}: run `embedllm run` or an `embedllm import` first, "
                              "or point --warehouse at an existing file")
@@ -57,7 +58,7 @@ def connect(path: str | Path | None = None, *, read_only: bool = False, migrate_
 
 
 @contextlib.contextmanager
-def session(path: str | Path | None = None, *, read_only: bool = False, wait: float = 0.0
+def session(path: str | Path, *, read_only: bool = False, wait: float = 0.0
             ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield a short-lived connection and close it, so the file lock is held no longer than needed."""
     con = connect(path, read_only=read_only, wait=wait)
@@ -83,7 +84,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 def _sql_files(kind: str) -> list[Path]:
     """Return the .sql files of sql/<kind>/ in name order."""
-    return sorted((settings.SQL_DIR / kind).glob("*.sql"))
+    return sorted((SQL_DIR / kind).glob("*.sql"))
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -124,7 +125,7 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
 
 def sql_text(name: str) -> str:
     """Return the text of the named query sql/queries/<name>.sql."""
-    f = settings.SQL_DIR / "queries" / f"{name}.sql"
+    f = SQL_DIR / "queries" / f"{name}.sql"
     if not f.exists():
         raise WarehouseError(f"no named query {name!r} in {f.parent}")
     return f.read_text()

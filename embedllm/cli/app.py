@@ -26,9 +26,16 @@ WarehouseOpt = Annotated[
 ]
 
 
-def use_warehouse(path: Path | None) -> None:
-    """Apply the --warehouse option for this command (and for Prefect tasks it starts)."""
-    settings.use_warehouse(path)
+def resolve_warehouse(path: Path | None) -> Path:
+    """Return the warehouse this command works on: --warehouse, else $EMBEDLLM_WAREHOUSE, else the default."""
+    return settings.resolve_warehouse(path)
+
+
+WaitOpt = Annotated[
+    float,
+    typer.Option("--wait", help="seconds to queue behind another writer of this warehouse (a pipeline run or "
+                 "another command) before giving up; 0 refuses at once with one line naming it"),
+]
 
 
 @app.callback()

@@ -206,7 +206,7 @@ def run(
     api = EphemeralAPI.start()  # boots while the pipeline modules import
 
     from flows.pipeline import pipeline
-    from tasks.embed import DEMO_EMBEDDER
+    from embedllm.embedders import DEMO_EMBEDDER
 
     with prefect_api(api) as target:
         result = pipeline(suite=resolved_suite, models=model or None, limit=limit,
