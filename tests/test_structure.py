@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -121,10 +122,15 @@ def test_model_module_loads_torch_and_yaml_only():
 @pytest.mark.timeout(600)
 def test_wheel_installs_and_migrates_a_new_warehouse(tmp_path):
     """A non-editable install (wheel in a fresh venv) ships sql/ and the config: `embedllm` works outside the clone."""
-    wheel_dir, venv, work = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
+    wheel_dir, venv, work, src = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere", tmp_path / "src"
     work.mkdir()
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:   # build from a copy of the tracked files, so nothing is written into the checkout
+        if name.split("/")[0] in ("pyproject.toml", "README.md", *PACKAGES, "sql") and (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, src / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheel_dir), str(ROOT)], check=True, capture_output=True)
+                    str(wheel_dir), str(src)], check=True, capture_output=True)
     wheel = next(wheel_dir.glob("embedllm-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))

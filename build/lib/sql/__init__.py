@@ -1,1 +1,0 @@
-"""The SQL the warehouse module runs: schema/ (numbered migrations), views/, queries/ (named queries)."""
