@@ -277,3 +277,63 @@ def test_cli_train_refuses_with_one_line_or_waits_while_another_process_holds_th
     assert "test split" in waited.stdout and "forecasts: 1,800 correctness" in waited.stdout
     with warehouse.session(warehouse_path, read_only=True) as after:
         assert after.execute("SELECT count(*) FROM training_runs").fetchall() == [(1,)]
+
+
+# ================================================================================================ the maths, by hand
+
+def test_matrix_from_frames_places_each_label_and_marks_the_rest_missing():
+    from embedllm.training import matrix_from_frames
+
+    questions = pl.DataFrame({"question_id": ["q1", "q2", "q3"], "benchmark": ["a", "a", "b"],
+                              "split": ["train", "val", "test"],
+                              "embedding": pl.Series([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=pl.List(pl.Float32))})
+    labels = pl.DataFrame({"model_id": [5, 5, 9, 9], "model": ["m5", "m5", "m9", "m9"],
+                           "question_id": ["q1", "q3", "q2", "gone"], "label": [1, 0, 1, 1]})
+    m = matrix_from_frames(questions, labels)
+    # rows q1..q3, columns m5, m9; the label of a question without an embedding ('gone') is dropped
+    assert m.labels.tolist() == [[1, -1], [-1, 1], [0, -1]] and m.labels.dtype == np.int8
+    assert (m.model_ids, m.model_names, m.question_ids) == ([5, 9], ["m5", "m9"], ["q1", "q2", "q3"])
+    assert m.emb.shape == (3, 2) and m.emb.dtype == np.float32 and m.split.tolist() == ["train", "val", "test"]
+    assert m.part("train").labels.tolist() == [[1, -1]]
+    assert m.part("test", rows=m.benchmark == "a").labels.shape == (0, 2)
+
+
+def test_embedding_array_refuses_mixed_lengths():
+    from embedllm.training import TrainingDataError, embedding_array
+
+    assert embedding_array(pl.Series([[1.0, 2.0], [3.0, 4.0]])).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(TrainingDataError, match="mixed lengths \\(1..2\\)"):
+        embedding_array(pl.Series([[1.0], [3.0, 4.0]]))
+
+
+def test_correctness_table_is_model_major():
+    from embedllm.training import correctness_table
+
+    p = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])            # 3 questions x 2 models
+    table = correctness_table("r", [7, 8], ["a", "b", "c"], p).to_pylist()
+    assert [(r["model_id"], r["question_id"], round(r["p_correct"], 3)) for r in table] == [
+        (7, "a", 0.1), (7, "b", 0.3), (7, "c", 0.5), (8, "a", 0.2), (8, "b", 0.4), (8, "c", 0.6)]
+    assert {r["run_id"] for r in table} == {"r"} and {r["source"] for r in table} == {"trained"}
+
+
+def test_probe_baselines_and_skips_on_a_hand_made_matrix():
+    from embedllm.probe import baseline_features, probe_rows, probe_scores, skip_reason
+    from embedllm.training import Matrix
+
+    # 4 questions x 3 models; benchmark b2 holds the last two questions, model 2 never answered b1
+    labels = np.array([[1, 0, -1], [1, 1, -1], [0, 1, 1], [0, 0, 1]], dtype=np.int8)
+    m = Matrix(emb=np.eye(4, dtype=np.float32), labels=labels, split=np.array(["train", "val", "train", "val"]),
+               benchmark=np.array(["b1", "b1", "b2", "b2"]), question_ids=list("abcd"), model_ids=[1, 2, 3],
+               model_names=["x", "y", "z"])
+    # accuracies on b1: 1.0, 0.5, never seen -> filled with the column mean 0.75
+    assert baseline_features(m, "b2", ["b1", "b2"], np.arange(3)).tolist() == [[1.0], [0.5], [0.75]]
+    inside = m.benchmark == "b2"
+    assert skip_reason(m, inside, n_models=3, n_benchmarks=2) == "only 3 models evaluated on it (needs 4)"
+    assert skip_reason(m, inside, n_models=3, n_benchmarks=1) == "needs at least two benchmarks"
+    assert skip_reason(m, inside, n_models=3, n_benchmarks=2, min_models=3) is None
+    r, mae = probe_scores(np.array([0.2, 0.4, 0.6]), np.array([0.3, 0.4, 0.5]))
+    assert r == pytest.approx(1.0) and mae == pytest.approx(0.2 / 3)
+    assert probe_scores(np.array([0.5, 0.5]), np.array([0.1, 0.9]))[0] is None
+    (row,) = probe_rows("run", {"b1": {"pearson_r": 0.5, "mae": 0.1, "n_models": 3, "dim": 8}})
+    assert row == {"run_id": "run", "benchmark": "b1", "pearson_r": 0.5, "mae": 0.1, "n_models": 3,
+                   "details": {"dim": 8}}
