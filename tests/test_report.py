@@ -110,7 +110,7 @@ def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, warehouse_
 def test_report_without_training_run_says_train_first(con, warehouse_path, tmp_path):
     load_synthetic(con, 3, 50)
     con.close()
-    with pytest.raises(NoTrainingRun, match=f"no completed training run in {warehouse_path}: run `embedllm train` first"):
+    with pytest.raises(NoTrainingRun, match=f"no completed training run in {warehouse_path}: run `embedllm train`"):
         build_report(warehouse_path, out_dir=tmp_path)
 
 

@@ -348,7 +348,7 @@ def test_a_passing_run_is_current_until_the_next_load_or_another_suite_or_config
     lenient.write_text("chance:\n  margin: 0.3\n")
     assert current_validation(clean, config_path=lenient) is None              # so do other thresholds
     assert validated(warehouse_path, data_docs=False, force=True).run_id != first.run_id
-    load_batches(clean, [Batch(Meta(kind="lm-eval-import", content_hash="late", model="m1", task="late_task"),
-                               pl.DataFrame({"question_id": [question_id("late_task", "0")], "benchmark": "late", "task": "late_task",
-                                             "prompt": "a late question?", "label": [1]}))])
+    late = pl.DataFrame({"question_id": [question_id("late_task", "0")], "benchmark": "late", "task": "late_task",
+                         "prompt": "a late question?", "label": [1]})
+    load_batches(clean, [Batch(Meta(kind="lm-eval-import", content_hash="late", model="m1", task="late_task"), late)])
     assert current_validation(clean) is None                                   # something was loaded since
