@@ -3,8 +3,8 @@
 Builds a real warehouse in a temporary folder (the synthetic matrix through tasks.load.load_batches, one batch
 per model; 768-d question embeddings written to question_embeddings; a successful validation_runs row), then
 times `tasks.train.train` (default preset, reading the matrix from DuckDB, writing the run, checkpoint and
-model embeddings), `tasks.forecast.write_forecasts` without the probe (4,032,000 correctness forecasts built as
-one Arrow table and bulk-inserted, then benchmark forecasts in SQL), and the probe on its own.
+model embeddings) and `tasks.forecast.forecast`: its forecasts (4,032,000 correctness forecasts built as one
+Arrow table and bulk-inserted, then benchmark forecasts in SQL) and, timed on their own, the probe.
 
     python benchmarks/forecast_write.py                 # add --no-probe to skip the probe
 """
@@ -27,7 +27,6 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 import warehouse  # noqa: E402
-from embedllm import settings  # noqa: E402
 from embedllm.ids import question_id  # noqa: E402
 from embedllm.synthetic import make_matrix  # noqa: E402
 from tasks.load import Batch, Meta, load_batches  # noqa: E402
@@ -58,41 +57,38 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=36_000)
     ap.add_argument("--no-probe", action="store_true")
     args = ap.parse_args()
-    from tasks.forecast import probe, write_forecasts
+    from tasks.forecast import forecast
     from tasks.train import train
 
     figures: dict = {"setup": vars(args) | {"load_at_start": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.duckdb"
-        settings.use_warehouse(path)
-        con = warehouse.connect(path)
-        sm = make_matrix(args.models, args.questions, emb_dim=768, seed=0)
+        with warehouse.session(path) as con:
+            sm = make_matrix(args.models, args.questions, emb_dim=768, seed=0)
+            t = time.perf_counter()
+            build(con, sm, "synthetic-768")
+            figures["build_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
-        build(con, sm, "synthetic-768")
-        figures["build_seconds"] = time.perf_counter() - t
-        t = time.perf_counter()
-        result = train(con)
+        result = train(path, force=True)
         figures["train_stage_seconds"] = time.perf_counter() - t
         figures["train_metrics"] = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
         print(f"train(): {figures['train_stage_seconds']:.1f}s (fit {result.metrics['train_seconds']:.1f}s, "
               f"test acc {result.metrics['test_accuracy']:.4f})", flush=True)
         t = time.perf_counter()
-        report = write_forecasts(con, result.run_id, probe_benchmarks=False)
-        figures["write_forecasts_seconds"] = time.perf_counter() - t
-        figures["write_forecasts"] = report
-        print(f"write_forecasts(): {report['correctness_forecasts']:,} rows in {figures['write_forecasts_seconds']:.1f}s "
-              f"(predict {report['predict_seconds']:.1f}s, insert {report['insert_seconds']:.1f}s); "
-              f"{report['benchmark_forecasts']} benchmark forecasts", flush=True)
-        if not args.no_probe:
-            t = time.perf_counter()
-            res = probe(con, result.run_id)
-            figures["probe_seconds"] = time.perf_counter() - t
-            figures["probe"] = res
-            print(f"probe(): {figures['probe_seconds']:.1f}s", flush=True)
-            for bench, r in res.items():
+        written = forecast(path, result.run_id, probe=not args.no_probe)
+        figures["forecast_seconds"] = time.perf_counter() - t
+        figures["write_forecasts"] = {k: getattr(written, k) for k in (
+            "correctness_forecasts", "benchmark_forecasts", "predict_seconds", "insert_seconds", "seconds")}
+        print(f"forecast(): {written.correctness_forecasts:,} rows in {written.seconds:.1f}s "
+              f"(predict {written.predict_seconds:.1f}s, insert {written.insert_seconds:.1f}s); "
+              f"{written.benchmark_forecasts} benchmark forecasts", flush=True)
+        if written.probe is not None:
+            figures["probe_seconds"] = written.probe_seconds
+            figures["probe"] = written.probe
+            print(f"probe: {written.probe_seconds:.1f}s", flush=True)
+            for bench, r in written.probe.items():
                 print(f"  {bench:12s} r={r['pearson_r']:.3f} MAE={r['mae']:.4f} n={r['n_models']}")
         figures["database_bytes"] = path.stat().st_size
-        con.close()
     figures["setup"]["load_at_end"] = os.getloadavg()
     out = ROOT / "benchmarks" / "out" / "forecast_write.json"
     out.write_text(json.dumps(figures, indent=2, default=float))

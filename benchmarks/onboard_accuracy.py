@@ -43,7 +43,7 @@ from tasks import onboard as ob  # noqa: E402
 def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
     """Return (model, seconds) trained with the real training code on the first n_train models (cached)."""
     from embedllm.model import load_checkpoint, preset_config
-    from tasks.train import matrix_from_synthetic, train_matrix
+    from embedllm.training import matrix_from_synthetic, train_matrix
 
     if checkpoint is not None and checkpoint.exists():
         model = load_checkpoint(checkpoint)

@@ -8,7 +8,6 @@ Prints the seconds of each step (load, train, forecasts, report) and the size of
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -27,10 +26,9 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="embedllm-report-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     path = root / "wh.duckdb"
-    os.environ["EMBEDLLM_WAREHOUSE"] = str(path)
 
     import warehouse
-    from tasks.forecast import write_forecasts
+    from tasks.forecast import forecast
     from tasks.report import build_report
     from tasks.train import train
     from test_report import EMBEDDER, load_synthetic
@@ -39,13 +37,12 @@ def main() -> None:
         t0 = time.perf_counter()
         load_synthetic(con, args.models, args.questions, seed=0)
         t1 = time.perf_counter()
-        run = train(con, embedder=EMBEDDER, require_validation=False)
-        t2 = time.perf_counter()
-        write_forecasts(con, run.run_id)
-        t3 = time.perf_counter()
-    with warehouse.session(path, read_only=True) as con:
-        index = build_report(con, root / "report")
-        t4 = time.perf_counter()
+    run = train(path, embedder=EMBEDDER, require_validation=False, force=True)
+    t2 = time.perf_counter()
+    forecast(path, run.run_id)
+    t3 = time.perf_counter()
+    index = build_report(path, out_dir=root / "report")
+    t4 = time.perf_counter()
     size = sum(f.stat().st_size for f in index.parent.iterdir())
     print(f"{args.models} models x {args.questions} questions: load {t1 - t0:.1f} s, train {t2 - t1:.1f} s, "
           f"forecasts {t3 - t2:.1f} s, report {t4 - t3:.1f} s ({size / 1e6:.1f} MB in {index.parent})")

@@ -1,7 +1,7 @@
 """Routing speed: 3,000 questions with precomputed 768-d embeddings over 112 models (target <= 50 ms; the paper
 reports 3.80 s on an A100 for its router).
 
-Times `tasks.route.route_embeddings` (the model collapsed to one (D, M) matrix since it is linear in the
+Times `embedllm.routing.route_embeddings` (the model collapsed to one (D, M) matrix since it is linear in the
 question embedding, one (Q, D) @ (D, M) product, cost-aware utility, argmax) at d = 232 (the paper's size) and
 d = 128, and for comparison the literal per-pair evaluation (the classifier on p_m * q for all 336,000 pairs). Timing does not depend on the weights' values, so the
 models are freshly initialised. Median (and min/max) of --repeats runs after one warm-up, for torch CPU threads
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from embedllm.model import EmbedLLM, EmbedLLMConfig  # noqa: E402
-from tasks.route import normalised_costs, route_embeddings  # noqa: E402
+from embedllm.routing import normalised_costs, route_embeddings  # noqa: E402
 
 
 def timed(fn, repeats: int) -> dict:

@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from embedllm import metrics  # noqa: E402
 from embedllm.model import preset_config  # noqa: E402
 from embedllm.synthetic import make_matrix  # noqa: E402
-from tasks.train import matrix_from_synthetic, train_matrix  # noqa: E402
+from embedllm.training import matrix_from_synthetic, train_matrix  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
 COLUMNS = [("test_accuracy", "test acc"), ("test_auc", "AUC"), ("test_ece", "ECE"), ("test_log_loss", "log loss"),

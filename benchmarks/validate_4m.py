@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="validate4m-"))
-    os.environ["EMBEDLLM_WAREHOUSE"] = str(tmp / "wh.duckdb")
+    db = tmp / "wh.duckdb"
     t = time.perf_counter()
     con = build_warehouse(tmp / "wh.duckdb", args.models, args.questions)
     n = con.execute("SELECT count(*) FROM correctness").fetchall()[0][0]
@@ -72,17 +72,18 @@ def main() -> None:
     t = time.perf_counter()
     import great_expectations  # noqa: F401
     print(f"import great_expectations: {time.perf_counter() - t:.1f} s (once per process, not counted below)")
-    from tasks.validate import collect_frames, load_config, run_checks, validate
+    from embedllm.validation import load_config, run_checks
+    from tasks.validate import collect_frames, validate
 
     for i in range(args.repeat):
         t, cpu = time.perf_counter(), time.process_time()
-        result = validate(con, data_docs=True)
+        result = validate(db, data_docs=True, force=True).result
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
         print(f"validate() #{i + 1} with Data Docs: {wall:.2f} s wall, {cpu:.2f} s CPU (all threads; the wall time "
               f"an idle machine needs is at most this)  success={result.success}  ({len(result.checks)} "
               f"expectations, {len(result.failed)} failed, {len(result.errors)} errors)")
     t = time.perf_counter()
-    result = validate(con, data_docs=False)
+    result = validate(db, data_docs=False, force=True).result
     print(f"validate() without Data Docs: {time.perf_counter() - t:.2f} s  success={result.success}")
 
     cfg = load_config()
@@ -99,7 +100,7 @@ def main() -> None:
     con.execute("UPDATE correctness SET label = 1 WHERE model_id = 2 AND question_id IN "
                 "(SELECT question_id FROM questions WHERE benchmark = 'mmlu')")
     t = time.perf_counter()
-    result = validate(con, data_docs=True)
+    result = validate(db, data_docs=True, force=True).result
     print(f"validate() on a defective warehouse: {time.perf_counter() - t:.2f} s  success={result.success}  "
           f"failed: {', '.join(f'{c.check} ({c.unexpected_count})' for c in result.failed)}")
     print(f"Data Docs: {result.data_docs_path}")

@@ -7,7 +7,9 @@ Conventions: `y` are 0/1 labels and `p` predicted P(correct), same shape. Matric
 - AUC: rank-based (Mann-Whitney U / (n_pos * n_neg)), tied scores get their average rank; NaN with one class.
 - log loss: mean of -[y log p + (1-y) log(1-p)], p clipped to [1e-7, 1 - 1e-7].
 - ECE (expected calibration error): `n_bins` equal-width bins of p over [0, 1] (p = 1 falls in the last bin);
-  ECE = sum over bins of (cells in bin / all cells) * |mean label in bin - mean p in bin|.
+  ECE = sum over bins of (cells in bin / all cells) * |mean label in bin - mean p in bin|. `calibration_bins`
+  gives the bins themselves (the reliability diagram of the report).
+- Pearson r: None (not NaN) when either side is constant, so JSON and tables show it as missing.
 - routing accuracy: for each question pick the model with the highest p among the models labelled on that
   question; the score is the mean true label of the chosen models (questions with no label are skipped).
 - single-best accuracy: the model with the best TRAIN accuracy, scored on the test questions it was labelled on.
@@ -73,15 +75,31 @@ def ece(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> float:
     return float(gap.sum() / count.sum())  # sum_b (n_b/N) |mean_y_b - mean_p_b| = sum_b |sum_y_b - sum_p_b| / N
 
 
-def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, list[float]]:
-    """Return per equal-width bin: mean p, mean label and cell count (empty bins omitted)."""
+def calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return per equal-width bin of p: mean p, mean label, cell count (arrays of n_bins; empty bins nan, nan, 0)."""
     y, p = _flat(y, p)
     bins = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(bins, minlength=n_bins)
+    count = np.bincount(bins, minlength=n_bins).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.bincount(bins, weights=p, minlength=n_bins) / count
+        mean_y = np.bincount(bins, weights=y, minlength=n_bins) / count
+    return mean_p, mean_y, count
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, list[float]]:
+    """Return per equal-width bin: mean p, mean label and cell count (empty bins omitted)."""
+    mean_p, mean_y, count = calibration_bins(y, p, n_bins)
     keep = count > 0
-    mean_p = np.bincount(bins, weights=p, minlength=n_bins)[keep] / count[keep]
-    mean_y = np.bincount(bins, weights=y, minlength=n_bins)[keep] / count[keep]
-    return {"mean_p": mean_p.tolist(), "mean_label": mean_y.tolist(), "count": count[keep].tolist()}
+    return {"mean_p": mean_p[keep].tolist(), "mean_label": mean_y[keep].tolist(),
+            "count": count[keep].astype(int).tolist()}
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Return Pearson's r of X and Y, or None when there are fewer than 2 values or either side is constant."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2 or x.std() < 1e-12 or y.std() < 1e-12:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def routing_choice(p: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import yaml
 
+from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError, EmbedLLMError
 from embedllm.settings import CONFIG_DIR
 
@@ -273,10 +274,6 @@ def preset_config(name: str, *, n_models: int, question_dim: int, **overrides) -
     """Return the EmbedLLMConfig of preset NAME for data of this shape; ConfigError with did-you-mean if unknown."""
     presets = load_presets()
     if name not in presets:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(presets), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown preset {name!r} (known: {', '.join(sorted(presets))}){hint} "
-                          f"[{PRESETS_FILE}]")
+        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, presets, substring=False)} (known: "
+                          f"{', '.join(sorted(presets))}) [{PRESETS_FILE}]")
     return EmbedLLMConfig.from_dict({**presets[name], **overrides, "n_models": n_models, "question_dim": question_dim})

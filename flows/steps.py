@@ -30,7 +30,7 @@ import warehouse
 from embedllm import settings
 from embedllm.errors import WarehouseLocked
 from embedllm.locking import RunLocked
-from flows import freshness, reporting
+from flows import reporting
 from flows.reporting import StageReport
 
 DUCKDB_WAIT_SECONDS = 60.0       # how long a step waits for the DuckDB file held by another process
@@ -231,25 +231,13 @@ class ValidationOutcome:
 
 
 @task(name="validate", **IO_RETRIES)
-def validate(suite: str | None, force: bool = False) -> ValidationOutcome:
-    """Validate the matrix with Great Expectations (unless a passing run is newer than the latest load)."""
-    with stage("validate") as (con, report):
-        fresh = None if force else freshness.current_validation(con)
-        if fresh is not None:
-            report.skipped, report.note = True, f"run {fresh.run_id} {fresh.reason}"
-            row = fresh.row
-            summary = (f"## Validation: up to date\n\nRun `{fresh.run_id}` ({fresh.created_at:%Y-%m-%d %H:%M} UTC) "
-                       f"passed {row.get('n_expectations')} expectations and nothing was loaded since; "
-                       "validation was not repeated (`embedllm run --force` repeats it).")
-            outcome = ValidationOutcome(True, fresh.run_id, summary, row.get("data_docs_path"), report)
-        else:
-            from tasks.validate import validate as run_validation
+def validate(db: str, suite: str | None, force: bool = False) -> ValidationOutcome:
+    """Validate the matrix with Great Expectations (tasks.validate decides whether the latest run is current)."""
+    from tasks.validate import validate as validate_stage
 
-            result = run_validation(con, suite=suite)
-            docs = getattr(result, "data_docs_path", None)
-            report.note = f"run {result.run_id}: {'passed' if result.success else 'FAILED'}"
-            outcome = ValidationOutcome(bool(result.success), result.run_id, result.summary_markdown(),
-                                        str(docs) if docs else None, report)
+    done = validate_stage(db, suite=suite, force=force)
+    get_run_logger().info(done.report.line())
+    outcome = ValidationOutcome(done.success, done.run_id, done.summary_markdown(), done.data_docs_path, done.report)
     publish_validation(outcome)
     return outcome
 
@@ -271,14 +259,12 @@ def publish_validation(outcome: ValidationOutcome) -> None:
 # ------------------------------------------------------------------------------------------------ embed
 
 @task(name="embed-questions", **IO_RETRIES)
-def embed_questions(embedder: str | None, device: str | None = None) -> StageReport:
+def embed_questions(db: str, embedder: str | None, device: str | None = None) -> StageReport:
     """Embed the questions that lack an embedding from this embedder; return the stage report."""
     from tasks.embed import embed_questions as embed
 
-    with stage("embed") as (con, report):
-        result = embed(con, embedder=embedder, device=device, progress=True)
-        rate = f", {result.n_embedded / result.seconds:.0f} questions/s" if result.n_embedded and result.seconds else ""
-        report.note = f"{result.embedder}: {result.n_embedded} new, {result.n_already} already embedded{rate}"
+    report = embed(db, embedder, device=device, progress=True).report
+    get_run_logger().info(report.line())
     return report
 
 
@@ -295,44 +281,27 @@ class TrainOutcome:
 
 
 @task(name="train", **IO_RETRIES)
-def train(preset: str, device: str | None, embedder: str | None, force: bool = False) -> TrainOutcome:
-    """Train the EmbedLLM model unless a run of this preset is newer than the latest load; return the run."""
-    if embedder:
-        from embedllm.embedders import canonical_name
+def train(db: str, preset: str, device: str | None, embedder: str | None, force: bool = False) -> TrainOutcome:
+    """Train the EmbedLLM model (tasks.train keeps a run that is current); publish its metrics; return the run."""
+    from tasks.train import train as train_stage
 
-        embedder = canonical_name(embedder)
-    with stage("train") as (con, report):
-        fresh = None if force else freshness.current_training(con, preset, embedder)
-        if fresh is not None:
-            report.skipped, report.note = True, f"run {fresh.run_id} {fresh.reason}"
-            run = reporting.latest_training_run(con)
-            metrics = run["metrics"] if run and run["run_id"] == fresh.run_id else {}
-            outcome = TrainOutcome(fresh.run_id, False, metrics, report)
-        else:
-            from tasks.train import train as run_training
-
-            result = run_training(con, preset=preset, device=device, embedder=embedder, require_validation=True)
-            report.note = f"run {result.run_id} ({preset}, {result.embedder})"
-            outcome = TrainOutcome(result.run_id, True, dict(result.metrics), report)
-    create_table_artifact(reporting.metrics_rows(outcome.metrics), key="training-metrics",
-                          description=f"Test-split metrics of training run {outcome.run_id}"
-                          + ("" if outcome.trained else " (up to date, not retrained)"))
-    return outcome
+    result = train_stage(db, preset=preset, device=device, embedder=embedder, require_validation=True, force=force)
+    get_run_logger().info(result.report.line())
+    create_table_artifact(reporting.metrics_rows(result.metrics), key="training-metrics",
+                          description=f"Test-split metrics of training run {result.run_id}"
+                          + ("" if result.trained else " (up to date, not retrained)"))
+    return TrainOutcome(result.run_id, result.trained, dict(result.metrics), result.report)
 
 
 @task(name="forecast", **IO_RETRIES)
-def forecast(run_id: str, refresh: bool = True) -> StageReport:
+def forecast(db: str, run_id: str, refresh: bool = True) -> StageReport:
     """Write correctness and benchmark forecasts of a run (unless it has them already); publish them."""
-    with stage("forecast") as (con, report):
-        have = con.execute("SELECT count(*) FROM benchmark_forecasts WHERE run_id = ?", [run_id]).fetchall()[0][0]
-        if have and not refresh:
-            report.skipped, report.note = True, f"run {run_id} already has {have} benchmark forecasts"
-        else:
-            from tasks.forecast import write_forecasts
+    from tasks import stage as stages
+    from tasks.forecast import forecast as forecast_stage
 
-            written = write_forecasts(con, run_id)
-            report.note = (f"run {run_id}: {written.get('correctness_forecasts')} correctness and "
-                           f"{written.get('benchmark_forecasts')} benchmark forecasts")
+    report = forecast_stage(db, run_id, refresh=refresh).report
+    get_run_logger().info(report.line())
+    with stages.session(db, read_only=True) as con:
         rows = reporting.benchmark_forecast_rows(con)
     create_table_artifact(rows or [{"model": None, "benchmark": None, "predicted_accuracy": None}],
                           key="benchmark-forecasts",
@@ -341,16 +310,15 @@ def forecast(run_id: str, refresh: bool = True) -> StageReport:
 
 
 @task(name="report", **IO_RETRIES)
-def publish_report(run_id: str, rebuild: bool = True) -> StageReport:
+def publish_report(db: str, run_id: str, rebuild: bool = True) -> StageReport:
     """Build the run's HTML report (unless it exists and nothing changed) and publish a link to it."""
     t0 = time.perf_counter()
     report = StageReport("report")
-    index = settings.beside_warehouse("reports") / run_id / "index.html"   # tasks.report's default layout
+    index = settings.beside(db, "reports") / run_id / "index.html"   # tasks.report's default layout
     if rebuild or not index.exists():
         from tasks.report import build_report  # matplotlib: imported only when a report is written
 
-        with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
-            index = build_report(con, run_id=run_id)
+        index = build_report(db, run_id=run_id)
         report.note = f"wrote {index}"
     else:
         report.skipped, report.note = True, f"{index} is up to date"

@@ -1,8 +1,9 @@
 """The `train` flow: train the EmbedLLM model on the validated matrix, then write its forecasts.
 
-    train (skipped when a run of this preset is newer than the latest load) -> forecast -> report (HTML)
+    train (kept when a run of this preset is current: nothing loaded or embedded since) -> forecast -> report
 
-Deployed on the `gpu` work pool (prefect.yaml); runs anywhere, choosing CUDA when present.
+The same stage entry points as `embedllm train` (tasks.train.train, then tasks.forecast.forecast), in the same
+order. Deployed on the `gpu` work pool (prefect.yaml); runs anywhere, choosing CUDA when present.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 from prefect import flow
 
+from embedllm import settings
 from embedllm.locking import run_lock
 from flows import steps
 from flows.reporting import StageReport
@@ -26,13 +28,14 @@ class Trained:
 
 
 @flow(name="train")
-def train(preset: str = "default", device: str | None = None, embedder: str | None = None, force: bool = False,
-          report: bool = True, lock_wait: float = 0.0) -> Trained:
+def train(warehouse: str | None = None, preset: str = "default", device: str | None = None,
+          embedder: str | None = None, force: bool = False, report: bool = True, lock_wait: float = 0.0) -> Trained:
     """Train (unless current) and write forecasts; publish metrics, forecasts and the report; return the run."""
-    with run_lock(wait=lock_wait, what="train flow"):
-        run = steps.train(preset, device, embedder, force)
-        reports = [run.report, steps.forecast(run.run_id, refresh=run.trained)]
+    db = str(settings.resolve_warehouse(warehouse))
+    with run_lock(db, wait=lock_wait, what="train flow"):
+        run = steps.train(db, preset, device, embedder, force)
+        reports = [run.report, steps.forecast(db, run.run_id, refresh=run.trained)]
         if report:
-            reports.append(steps.publish_report(run.run_id, rebuild=run.trained))
+            reports.append(steps.publish_report(db, run.run_id, rebuild=run.trained))
         steps.publish_stages(reports, "Training stages")
         return Trained(run.run_id, run.trained, reports)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -31,6 +33,7 @@ from embedllm.common import code_version, new_run_id, utc_now
 from embedllm.errors import ConfigError
 from embedllm.embedders import (DEFAULT_EMBEDDER, DEMO_EMBEDDER, EmbedderError, canonical_name,  # noqa: F401
                                 load_model, resolve_embedder)
+from tasks import stage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ class EmbedReport:
     batch_size: int = 64
     model_path: str | None = None
     run_id: str | None = None
+    report: stage.StageReport = field(default_factory=lambda: stage.StageReport("embed"), repr=False)
 
     @property
     def questions_per_s(self) -> float | None:
@@ -79,7 +83,7 @@ def stored_dimension(con: duckdb.DuckDBPyConnection, embedder: str) -> tuple[int
 
 def store_vectors(con: duckdb.DuckDBPyConnection, embedder: str, question_ids: list[str],
                   vectors: np.ndarray) -> None:
-    """Insert one chunk of vectors into question_embeddings (a chunk commits on its own)."""
+    """Insert one chunk of vectors into question_embeddings (the caller commits each chunk on its own)."""
     n, d = vectors.shape
     flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
     offsets = pa.array(np.arange(0, (n + 1) * d, d, dtype=np.int32))
@@ -101,45 +105,64 @@ def _check_dimension(embedder: str, stored: int | None, got: int) -> None:
                             f"(DELETE FROM question_embeddings WHERE embedder = '{embedder}') or use another --model")
 
 
-def embed_questions(con: duckdb.DuckDBPyConnection, embedder: str | None = None, batch_size: int = 64,
-                    device: str | None = None, progress: bool = True) -> EmbedReport:
-    """Encode the prompts of questions lacking a vector from EMBEDDER, store them, record the run; return a report."""
-    from tqdm.auto import tqdm
+def encode_chunk(model, prompts: list[str], batch_size: int) -> np.ndarray:
+    """Return (n, d) float32 L2-normalised vectors of PROMPTS from a loaded sentence-transformers model."""
+    return np.asarray(model.encode(prompts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                   show_progress_bar=False), dtype=np.float32)
 
+
+def embed_questions(db: str | Path, embedder: str | None = None, *, batch_size: int = 64, device: str | None = None,
+                    progress: bool = True, wait: float = 0.0) -> EmbedReport:
+    """Encode the prompts of questions lacking a vector from EMBEDDER, store them, record the run; return a report.
+
+    Encoding runs with no connection open; each chunk of CHUNK vectors commits in its own short session, so a
+    kill keeps the finished chunks and a rerun embeds only the rest.
+    """
+    db = Path(db)
     name = canonical_name(embedder or DEFAULT_EMBEDDER)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    todo = warehouse.query(con, "embed_missing", {"embedder": name})
-    n_already, stored = stored_dimension(con, name)
-    report = EmbedReport(embedder=name, n_embedded=0, n_already=n_already, dimension=stored, seconds=0.0,
-                         batch_size=batch_size)
-    if todo.height == 0:
-        return report
+    with stage.writing(db, "embed", wait=wait) as stage_report:
+        with stage.session(db) as con:
+            todo = warehouse.query(con, "embed_missing", {"embedder": name})
+            n_already, stored = stored_dimension(con, name)
+        report = EmbedReport(embedder=name, n_embedded=0, n_already=n_already, dimension=stored, seconds=0.0,
+                             batch_size=batch_size, report=stage_report)
+        if todo.height:
+            _embed_todo(db, report, todo, device, progress)
+        rate = f", {report.questions_per_s:.0f} questions/s" if report.questions_per_s else ""
+        stage_report.note = f"{name}: {report.n_embedded} new, {report.n_already} already embedded{rate}"
+    return report
+
+
+def _embed_todo(db: Path, report: EmbedReport, todo, device: str | None, progress: bool) -> None:
+    """Load the model, encode and store the questions of TODO chunk by chunk, then record the run."""
+    from tqdm.auto import tqdm
+
     t_load = time.perf_counter()
-    model = load_model(name, device)
+    model = load_model(report.embedder, device)
     report.load_seconds = time.perf_counter() - t_load
-    report.device, report.model_path = str(model.device), resolve_embedder(name)
+    report.device, report.model_path = str(model.device), resolve_embedder(report.embedder)
     dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     expected = dim_of()
     if expected:
-        _check_dimension(name, stored, expected)
+        _check_dimension(report.embedder, report.dimension, expected)
     # Longest first, as sentence-transformers orders within a call: chunks of similar length pad little.
     todo = todo.with_columns(todo["prompt"].str.len_chars().alias("_len")).sort("_len", descending=True)
     ids, prompts = todo["question_id"].to_list(), todo["prompt"].to_list()
     t0 = time.perf_counter()
-    with tqdm(total=len(ids), unit="q", desc=f"embedding ({name})", disable=not progress) as bar:
+    with tqdm(total=len(ids), unit="q", desc=f"embedding ({report.embedder})", disable=not progress) as bar:
         for start in range(0, len(ids), CHUNK):
-            chunk = prompts[start:start + CHUNK]
-            vectors = np.asarray(model.encode(chunk, batch_size=batch_size, convert_to_numpy=True,
-                                              normalize_embeddings=True, show_progress_bar=False), dtype=np.float32)
-            _check_dimension(name, report.dimension, vectors.shape[1])
-            store_vectors(con, name, ids[start:start + CHUNK], vectors)
+            vectors = encode_chunk(model, prompts[start:start + CHUNK], report.batch_size)
+            _check_dimension(report.embedder, report.dimension, vectors.shape[1])
+            with stage.session(db) as con, warehouse.transaction(con):
+                store_vectors(con, report.embedder, ids[start:start + CHUNK], vectors)
             report.dimension = vectors.shape[1]
-            report.n_embedded += len(chunk)
-            bar.update(len(chunk))
+            report.n_embedded += len(vectors)
+            bar.update(len(vectors))
     report.seconds = time.perf_counter() - t0
-    record_run(con, report)
-    return report
+    with stage.session(db) as con:
+        record_run(con, report)
 
 
 def record_run(con: duckdb.DuckDBPyConnection, report: EmbedReport) -> None:

@@ -1,183 +1,91 @@
 """Train stage: labels + question embeddings from the warehouse -> an EmbedLLM run (checkpoint, metrics, vectors).
 
-The data become tensors once: the question embeddings (Q, D) and a dense label matrix (Q, M) holding -1 where a
-model has no label. An epoch is a random permutation of indices; each step projects only the questions of its
-batch, once each. Two batchings share the same model:
+    train(db, ...)   read (labels, validation, embedder, matrix) -> embedllm.training.train_matrix with no
+                     connection open -> write the run row and the model embeddings in one transaction
 
-- `pairs` (the paper's recipe): a step is `batch_size` random (model, question) pairs; the unique questions of
-  the batch are projected once and gathered per pair.
-- `questions` (the default preset): a step is `batch_size` random questions with ALL their labelled models; the
-  projection is shared by every model and the logits come from one (B, d) @ (d, M) product.
-
-Selection (early stopping, the embedding dimension, KNN's k) uses the validation split only; the test split is
-scored once, at the end, by `final_metrics`.
+The maths is in embedllm/training.py. A run is skipped when it would learn nothing new (`current_training`: a
+completed run of this preset and embedder newer than the latest load and than the latest embedding run of its
+embedder); `force=True` or training overrides train anyway. `embedllm train` and the Prefect train flow call
+this same function, then tasks/forecast.py `forecast` for the run, so both doors decide and write the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import logging
-import math
-import os
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import polars as pl
-import torch
-import torch.nn.functional as F
 
 import warehouse
-from embedllm import metrics, settings
-from embedllm.errors import EmbedLLMError, PipelineStopped
-from embedllm.model import (EmbedderMismatch, EmbedLLM, EmbedLLMConfig, KNNBaseline, cosine_lr, load_checkpoint,
-                            preset_config, with_dim)
-from tasks.load import code_version
+from embedllm import settings
+from embedllm.common import code_version, dumps, new_run_id, utc_now
+from embedllm.embedders import canonical_name
+from embedllm.errors import PipelineStopped
+from embedllm.model import EmbedderMismatch, EmbedLLM, preset_config
+from embedllm.training import (Matrix, TrainingDataError, check_trainable, embedding_array,  # noqa: F401
+                               matrix_from_frames, model_vectors_frame, run_and_model, save_run_checkpoint,
+                               train_matrix)
+from tasks import stage
 
 log = logging.getLogger(__name__)
-
-# Torch CPU threads while training. The matrices here are small (a few hundred rows per step), and OpenMP's
-# spin-waiting threads made a step 14x SLOWER with 2 threads than with 1 on a shared 2-core box (818 vs 58 ms,
-# measured); set EMBEDLLM_TORCH_THREADS to use more on a dedicated many-core machine.
-THREADS_ENV = "EMBEDLLM_TORCH_THREADS"
-
-
-@contextlib.contextmanager
-def cpu_threads(device: torch.device):
-    """Run the block with torch's CPU threads set from $EMBEDLLM_TORCH_THREADS (default 1) when on CPU."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(os.environ.get(THREADS_ENV, "1"))))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-class TrainingDataError(EmbedLLMError):
-    """The warehouse cannot be trained on as it is (empty, one model, one class, missing embeddings)."""
-
-
-# ================================================================================================ data
-
-@dataclass
-class Part:
-    """One split's questions: embeddings (Q, D) float32 and labels (Q, M) int8 with -1 = no label."""
-
-    emb: np.ndarray
-    labels: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.emb)
+SKIP_HINT = "or pass --skip-validation (require_validation=False) to train anyway"
 
 
 @dataclass
-class Matrix:
-    """The correctness matrix as arrays: one row per question, one column per model."""
+class TrainResult:
+    """One training run as written to the warehouse (or the current run, when nothing new was there to learn)."""
 
-    emb: np.ndarray               # (Q, D) float32 question embeddings
-    labels: np.ndarray            # (Q, M) int8, 1 / 0, -1 = not evaluated
-    split: np.ndarray             # (Q,) 'train' | 'val' | 'test'
-    benchmark: np.ndarray         # (Q,) benchmark name
-    question_ids: list[str]
-    model_ids: list[int]
-    model_names: list[str]
-
-    def part(self, split: str, rows: np.ndarray | None = None) -> Part:
-        """Return the questions of one split (optionally also restricted to a boolean row mask)."""
-        keep = self.split == split if rows is None else (self.split == split) & rows
-        return Part(self.emb[keep], self.labels[keep])
+    run_id: str
+    preset: str
+    embedder: str
+    metrics: dict
+    config: dict
+    checkpoint_path: Path
+    model: EmbedLLM | None = field(default=None, repr=False)   # None when the run was current and not retrained
+    trained: bool = True
+    report: stage.StageReport = field(default_factory=lambda: stage.StageReport("train"))
 
 
-def matrix_from_synthetic(sm) -> Matrix:
-    """Return a Matrix from embedllm.synthetic.SyntheticMatrix (labels transposed to questions x models)."""
-    n_q = sm.labels.shape[1]
-    return Matrix(emb=sm.embeddings, labels=np.ascontiguousarray(sm.labels.T.astype(np.int8)), split=sm.split,
-                  benchmark=sm.benchmark, question_ids=[f"q{i:06d}" for i in range(n_q)],
-                  model_ids=list(range(1, len(sm.model_names) + 1)), model_names=list(sm.model_names))
-
-
-def embedding_array(column: pl.Series) -> np.ndarray:
-    """Return a (n, dim) float32 array from a polars list column of equal-length vectors."""
-    if column.len() == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    lengths = column.list.len()
-    if lengths.min() != lengths.max():
-        raise TrainingDataError(f"question embeddings have mixed lengths ({lengths.min()}..{lengths.max()}): "
-                                "re-run `embedllm embed` for one embedder")
-    flat = column.explode().cast(pl.Float32).to_numpy(writable=True)
-    return flat.reshape(column.len(), int(lengths.max()))
-
+# ================================================================================================ reading
 
 def load_matrix(con: duckdb.DuckDBPyConnection, embedder: str) -> Matrix:
-    """Return the labelled questions x models matrix with embeddings from EMBEDDER; raise on unusable data."""
-    questions = warehouse.query(con, "train_questions", {"embedder": embedder})
-    labels = warehouse.query(con, "train_labels")
-    models = labels.select("model_id", "model").unique().sort("model_id")
-    q_index = {qid: i for i, qid in enumerate(questions["question_id"].to_list())}
-    m_index = {mid: j for j, mid in enumerate(models["model_id"].to_list())}
-    dense = np.full((questions.height, models.height), -1, dtype=np.int8)
-    qi = labels["question_id"].replace_strict(q_index, default=-1, return_dtype=pl.Int64).to_numpy()
-    mj = labels["model_id"].replace_strict(m_index, return_dtype=pl.Int64).to_numpy()
-    ok = qi >= 0
-    dense[qi[ok], mj[ok]] = labels["label"].to_numpy()[ok]
-    return Matrix(emb=embedding_array(questions["embedding"]), labels=dense,
-                  split=questions["split"].to_numpy().astype(str), benchmark=questions["benchmark"].to_numpy().astype(str),
-                  question_ids=questions["question_id"].to_list(), model_ids=models["model_id"].to_list(),
-                  model_names=models["model"].to_list())
+    """Return the labelled questions x models matrix with embeddings from EMBEDDER."""
+    return matrix_from_frames(warehouse.query(con, "train_questions", {"embedder": embedder}),
+                              warehouse.query(con, "train_labels"))
 
 
-def check_trainable(matrix: Matrix) -> None:
-    """Raise TrainingDataError unless there are >= 2 models, both classes, and train + validation questions."""
-    observed = matrix.labels[matrix.labels >= 0]
-    if len(matrix.model_ids) < 2:
-        raise TrainingDataError(f"only one model has labels ({matrix.model_names[0] if matrix.model_names else '-'}):"
-                                " EmbedLLM learns from differences between models; evaluate or import at least two")
-    if observed.size == 0 or observed.min() == observed.max():
-        cls = "correct" if observed.size and observed.min() == 1 else "wrong"
-        raise TrainingDataError(f"every label is {cls} ({observed.size} labels): a forecaster needs both correct "
-                                "and wrong answers; check the label rules or add harder/easier benchmarks")
-    for split in ("train", "val"):
-        if not (matrix.labels[matrix.split == split] >= 0).any():
-            raise TrainingDataError(f"no labelled questions in the {split} split ({len(matrix.question_ids)} "
-                                    "questions in all): add more questions before training")
+def run_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None, where: str | Path = "the warehouse"
+              ) -> tuple[dict, EmbedLLM]:
+    """Return (the training_runs row, its model from the checkpoint) for run_id or the latest completed run."""
+    return run_and_model(warehouse.query(con, "train_run", {"run_id": run_id}), run_id, where)
 
-
-# ================================================================================================ readiness
 
 def check_validated(con: duckdb.DuckDBPyConnection) -> str:
     """Return the id of a successful validation run newer than the latest load; raise PipelineStopped otherwise."""
-    how = "or pass --skip-validation (require_validation=False) to train anyway"
     if not warehouse.table_exists(con, "validation_runs"):
-        raise PipelineStopped(f"the warehouse was never validated: run `embedllm validate` first, {how}")
+        raise PipelineStopped(f"the warehouse was never validated: run `embedllm validate` first, {SKIP_HINT}")
     latest = warehouse.query(con, "train_latest_validation")
     if latest.height == 0:
-        raise PipelineStopped(f"the warehouse was never validated: run `embedllm validate` first, {how}")
+        raise PipelineStopped(f"the warehouse was never validated: run `embedllm validate` first, {SKIP_HINT}")
     row = latest.row(0, named=True)
     if not row["success"]:
         raise PipelineStopped(f"the latest validation run {row['run_id']} ({row['created_at']:%Y-%m-%d %H:%M}) "
                               f"failed ({row['n_failed']} failed expectations): fix the data and run "
-                              f"`embedllm validate` again, {how}")
+                              f"`embedllm validate` again, {SKIP_HINT}")
     load = warehouse.query(con, "train_latest_load").row(0, named=True)
     if load["latest_load"] is not None and row["created_at"] < load["latest_load"]:
         raise PipelineStopped(f"the latest validation run {row['run_id']} ({row['created_at']:%Y-%m-%d %H:%M:%S}) is "
                               f"older than the latest load ({load['latest_load']:%Y-%m-%d %H:%M:%S}): run "
-                              f"`embedllm validate` again, {how}")
+                              f"`embedllm validate` again, {SKIP_HINT}")
     return row["run_id"]
 
 
 def choose_embedder(con: duckdb.DuckDBPyConnection, embedder: str | None = None) -> str:
     """Return the embedder to train with (given, else the one covering most labelled questions); raise if unusable."""
-    coverage = warehouse.query(con, "train_embedder_coverage")
-    available = coverage["embedder"].to_list()
+    available = warehouse.query(con, "train_embedder_coverage")["embedder"].to_list()
     if embedder is None:
         if not available:
             raise TrainingDataError("no question has an embedding yet: run `embedllm embed` first")
@@ -193,253 +101,22 @@ def choose_embedder(con: duckdb.DuckDBPyConnection, embedder: str | None = None)
     return embedder
 
 
-# ================================================================================================ fitting
-
-@dataclass
-class FitResult:
-    """A fitted model and how it got there."""
-
-    model: EmbedLLM
-    history: list[dict]              # per epoch: epoch, train_loss, val_log_loss, val_accuracy, seconds
-    best_epoch: int
-    val_log_loss: float
-    val_accuracy: float
-    seconds: float
-    cpu_seconds: float = 0.0         # process CPU time (load-independent on a shared box)
+def current_training(con: duckdb.DuckDBPyConnection, preset: str, embedder: str | None) -> dict | None:
+    """Return the latest completed run of this preset/embedder if nothing was loaded or embedded since, else None."""
+    if not warehouse.table_exists(con, "training_runs"):
+        return None
+    state = warehouse.query(con, "train_current_run", {"preset": preset, "embedder": embedder})
+    if state.height == 0:
+        return None
+    row = state.row(0, named=True)
+    newer = [t for t in (row["latest_load"], row["latest_embedding"]) if t is not None and t > row["created_at"]]
+    return None if newer else row
 
 
-def make_optimizer(model: EmbedLLM, config: EmbedLLMConfig) -> torch.optim.Optimizer:
-    """Return Adam (L2 weight decay, the paper's) or AdamW (decoupled weight decay) for the model."""
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _pairs_loss(model: EmbedLLM, emb: torch.Tensor, q_idx: torch.Tensor, m_idx: torch.Tensor,
-                y: torch.Tensor) -> torch.Tensor:
-    """Return the mean BCE of a batch of pairs; each distinct question of the batch is projected once."""
-    uq, inverse = torch.unique(q_idx, return_inverse=True)                # (U,), (B,)
-    q = model.project(emb[uq])                                           # (U, d)
-    return F.binary_cross_entropy_with_logits(model.pair_logits(m_idx, inverse, q), y)
-
-
-def _questions_loss(model: EmbedLLM, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Return the mean BCE over the labelled cells of a batch of questions emb (B, D), labels (B, M)."""
-    logits = model.logits_all(emb)                                       # (B, M)
-    seen = labels >= 0
-    return F.binary_cross_entropy_with_logits(logits[seen], labels[seen].float())
-
-
-@torch.no_grad()
-def score_part(model: EmbedLLM, part: Part) -> tuple[float, float]:
-    """Return (log loss, accuracy) of the model on a split's labelled cells."""
-    p = model.predict_all(part.emb)
-    return metrics.log_loss(part.labels, p), metrics.accuracy(part.labels, p)
-
-
-def fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device | str | None = None,
-        progress: bool = False) -> FitResult:
-    """Return a model trained on `train`, early-stopped on `val` log loss when config.patience is set."""
-    device = settings.pick_device(device) if not isinstance(device, torch.device) else device
-    with cpu_threads(device):
-        return _fit(train, val, config, device, progress)
-
-
-def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, progress: bool) -> FitResult:
-    """Return the fitted model (the body of `fit`)."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    model = EmbedLLM(config).to(device)
-    opt = make_optimizer(model, config)
-
-    rows = (train.labels >= 0).any(axis=1)
-    emb = torch.as_tensor(train.emb[rows], dtype=torch.float32).to(device)          # (Q, D)
-    labels = torch.as_tensor(train.labels[rows]).to(device)                          # (Q, M) int8
-    if config.batching == "pairs":
-        q_idx, m_idx = (labels >= 0).nonzero(as_tuple=True)                          # (N,), (N,)
-        y = labels[q_idx, m_idx].float()                                             # (N,)
-        n_items = len(q_idx)
-    else:
-        n_items = len(emb)
-    batch_size = min(config.batch_size, max(1, math.ceil(n_items / config.min_steps_per_epoch)))
-    steps = math.ceil(n_items / batch_size)
-    total_steps, step = steps * config.epochs, 0
-
-    best = (math.inf, 0.0, 0, None)      # val loss, val accuracy, epoch, state
-    history: list[dict] = []
-    epochs = range(1, config.epochs + 1)
-    if progress:
-        from tqdm import tqdm
-        epochs = tqdm(epochs, desc=f"train d={config.dim}", unit="epoch", leave=False, mininterval=0)
-    for epoch in epochs:
-        te = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n_items, generator=gen).to(device)
-        running = torch.zeros((), device=device)
-        for s in range(steps):
-            if config.lr_schedule == "cosine":
-                for g in opt.param_groups:
-                    g["lr"] = cosine_lr(step, total_steps, config.lr)
-            b = perm[s * batch_size:(s + 1) * batch_size]
-            if config.batching == "pairs":
-                loss = _pairs_loss(model, emb, q_idx[b], m_idx[b], y[b])
-            else:
-                loss = _questions_loss(model, emb[b], labels[b])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += loss.detach()
-            step += 1
-        val_loss, val_acc = score_part(model, val)
-        history.append({"epoch": epoch, "train_loss": float(running) / steps, "val_log_loss": val_loss,
-                        "val_accuracy": val_acc, "seconds": time.perf_counter() - te})
-        if progress:
-            epochs.set_postfix(val_log_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
-        if config.patience is None:
-            best = (val_loss, val_acc, epoch, None)          # the paper's recipe keeps the last epoch
-        elif val_loss < best[0]:
-            best = (val_loss, val_acc, epoch, copy.deepcopy(model.state_dict()))
-        elif epoch - best[2] >= config.patience:
-            break
-    if best[3] is not None:
-        model.load_state_dict(best[3])
-    model.eval()
-    return FitResult(model=model, history=history, best_epoch=best[2], val_log_loss=best[0],
-                     val_accuracy=best[1], seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
-
-
-def fit_with_dim_search(train: Part, val: Part, config: EmbedLLMConfig, device=None,
-                        progress: bool = False) -> tuple[FitResult, dict[int, dict]]:
-    """Return the fit whose dim (from config.dim_grid, else config.dim) has the lowest validation log loss."""
-    grid = list(config.dim_grid) or [config.dim]
-    fits, search = {}, {}
-    for d in grid:
-        fits[d] = fit(train, val, with_dim(config, d), device, progress)
-        search[d] = {"val_log_loss": fits[d].val_log_loss, "val_accuracy": fits[d].val_accuracy,
-                     "epochs": len(fits[d].history), "best_epoch": fits[d].best_epoch, "seconds": fits[d].seconds,
-                     "cpu_seconds": fits[d].cpu_seconds}
-    best = min(grid, key=lambda d: (fits[d].val_log_loss, d))
-    return fits[best], search
-
-
-# ================================================================================================ evaluation
-
-def final_metrics(matrix: Matrix, model: EmbedLLM, knn: KNNBaseline | None) -> dict[str, float]:
-    """Return the test-split figures (the one and only time the test split is scored)."""
-    train, test = matrix.part("train"), matrix.part("test")
-    p = model.predict_all(test.emb)                                                  # (Q_test, M)
-    out = metrics.correctness_metrics(test.labels, p, prefix="test_")
-    out |= {"route_accuracy": metrics.routing_accuracy(test.labels, p),
-            "single_best_accuracy": metrics.single_best_accuracy(train.labels, test.labels),
-            "oracle_accuracy": metrics.oracle_accuracy(test.labels)}
-    prior = np.nan_to_num(metrics.per_model_accuracy(train.labels), nan=0.5)          # per-model mean baseline
-    out["model_mean_test_accuracy"] = metrics.accuracy(test.labels, np.broadcast_to(prior, test.labels.shape))
-    if knn is not None:
-        pk = knn.predict_proba(test.emb)
-        out |= {"knn_test_accuracy": metrics.accuracy(test.labels, pk), "knn_test_auc": metrics.auc(test.labels, pk),
-                "knn_test_log_loss": metrics.log_loss(test.labels, pk), "knn_test_ece": metrics.ece(test.labels, pk),
-                "knn_route_accuracy": metrics.routing_accuracy(test.labels, pk), "knn_k": knn.k}
-    out["n_test_questions"] = int((test.labels >= 0).any(axis=1).sum())
-    out["n_test_labels"] = int((test.labels >= 0).sum())
-    return out
-
-
-@dataclass
-class TrainedMatrix:
-    """What training on a Matrix produced, before anything is written."""
-
-    model: EmbedLLM
-    config: EmbedLLMConfig
-    metrics: dict
-    fit: FitResult
-    dim_search: dict
-
-
-def train_matrix(matrix: Matrix, config: EmbedLLMConfig, device=None, *, knn: bool = True,
-                 progress: bool = False) -> TrainedMatrix:
-    """Return the model fitted on the matrix (dim and epochs chosen on validation) with its test metrics."""
-    check_trainable(matrix)
-    device = settings.pick_device(device) if not isinstance(device, torch.device) else device
-    with cpu_threads(device):
-        return _train_matrix(matrix, config, device, knn, progress)
-
-
-def _train_matrix(matrix: Matrix, config: EmbedLLMConfig, device: torch.device, knn: bool,
-                  progress: bool) -> TrainedMatrix:
-    """Return the fitted model and its metrics (the body of `train_matrix`)."""
-    train, val = matrix.part("train"), matrix.part("val")
-    fitted, search = fit_with_dim_search(train, val, config, device, progress)
-    baseline = None
-    knn_seconds = 0.0
-    if knn:
-        t0 = time.perf_counter()
-        baseline = KNNBaseline(train.emb, train.labels)
-        knn_val = baseline.tune_k(val.emb, val.labels)
-        knn_seconds = time.perf_counter() - t0
-    figures = final_metrics(matrix, fitted.model, baseline)
-    figures |= {"train_seconds": sum(s["seconds"] for s in search.values()),
-                "train_cpu_seconds": sum(s["cpu_seconds"] for s in search.values()), "knn_seconds": knn_seconds,
-                "dim": fitted.model.config.dim, "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch,
-                "val_log_loss": fitted.val_log_loss, "val_accuracy": fitted.val_accuracy,
-                "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
-                "n_train_labels": int((train.labels >= 0).sum()),
-                "dim_search": {str(d): v for d, v in search.items()}}
-    if knn:
-        figures["knn_val_accuracy_by_k"] = {str(k): v for k, v in knn_val.items()}
-    return TrainedMatrix(model=fitted.model, config=fitted.model.config, metrics=figures, fit=fitted, dim_search=search)
-
-
-# ================================================================================================ the stage
-
-@dataclass
-class TrainResult:
-    """One training run as written to the warehouse."""
-
-    run_id: str
-    preset: str
-    embedder: str
-    metrics: dict
-    config: dict
-    checkpoint_path: Path
-    model: EmbedLLM = field(repr=False)
-
-
-def checkpoint_dir(con: duckdb.DuckDBPyConnection) -> Path:
-    """Return the checkpoints folder beside the database file this connection has open."""
-    rows = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
-    db = Path(rows[0][0]).resolve() if rows and rows[0][0] else None
-    if db is None or db == settings.warehouse_path():
-        return settings.beside_warehouse("checkpoints")
-    return db.parent / f"{db.stem}_checkpoints"
-
-
-def new_run_id(now: datetime) -> str:
-    """Return a sortable, unique run id like 20250101T120000-1a2b3c."""
-    return f"{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def _json(value) -> str:
-    """Return JSON with NaN / inf written as null."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        if isinstance(v, (np.floating, np.integer)):
-            return clean(v.item())
-        return v
-    return json.dumps(clean(value))
-
-
-def train(con: duckdb.DuckDBPyConnection, preset: str = "default", device: str | None = None,
-          embedder: str | None = None, require_validation: bool = True, *, progress: bool = False,
-          overrides: dict | None = None) -> TrainResult:
-    """Train on the warehouse's labels; write training_runs, the checkpoint and model_embeddings; return the run."""
-    t0 = time.perf_counter()
-    n_labels = warehouse.query(con, "train_latest_load")["n_labels"][0]
-    if n_labels == 0:
+def read_inputs(con: duckdb.DuckDBPyConnection, embedder: str | None,
+                require_validation: bool) -> tuple[str, str, Matrix]:
+    """Return (validation run id or 'skipped', embedder, matrix) after the readiness checks; raise if not ready."""
+    if warehouse.query(con, "train_latest_load")["n_labels"][0] == 0:
         raise TrainingDataError("the warehouse has no labels: run `embedllm run`, `embedllm evaluate` or "
                                 "`embedllm import` first")
     if require_validation:
@@ -448,42 +125,68 @@ def train(con: duckdb.DuckDBPyConnection, preset: str = "default", device: str |
         validation = "skipped"
         log.warning("training WITHOUT a successful validation run (--skip-validation): labels were not checked")
     embedder = choose_embedder(con, embedder)
-    matrix = load_matrix(con, embedder)
-    check_trainable(matrix)
-    config = preset_config(preset, n_models=len(matrix.model_ids), question_dim=matrix.emb.shape[1],
-                           **(overrides or {}))
-    dev = settings.pick_device(device)
-    trained = train_matrix(matrix, config, dev, progress=progress)
-
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    run_id = new_run_id(now)
-    model = trained.model
-    model.meta = {"run_id": run_id, "embedder": embedder, "model_ids": matrix.model_ids,
-                  "model_names": matrix.model_names, "preset": preset}
-    checkpoint = model.save_checkpoint(checkpoint_dir(con) / f"{run_id}.pt")
-    run_config = {**trained.config.to_dict(), "preset": preset, "embedder": embedder, "device": str(dev),
-                  "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
-                  "validation_run": validation, "code_version": code_version()}
-    figures = {**trained.metrics, "total_seconds": time.perf_counter() - t0}
-    vectors = model.model_embedding.weight.detach().cpu().numpy()
-    frame = pl.DataFrame({"run_id": run_id, "model_id": pl.Series(matrix.model_ids, dtype=pl.Int32),
-                          "embedding": pl.Series([v for v in vectors], dtype=pl.List(pl.Float32)),
-                          "source": "trained"})
-    with warehouse.transaction(con):
-        warehouse.execute(con, "train_insert_run", {
-            "run_id": run_id, "created_at": now, "preset": preset, "embedder": embedder,
-            "config": _json(run_config), "metrics": _json(figures), "checkpoint_path": str(checkpoint),
-            "status": "completed"})
-        warehouse.upsert(con, "model_embeddings", frame)
-    return TrainResult(run_id=run_id, preset=preset, embedder=embedder, metrics=figures, config=run_config,
-                       checkpoint_path=checkpoint, model=model)
+    return validation, embedder, load_matrix(con, embedder)
 
 
-def run_model(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple[dict, EmbedLLM]:
-    """Return (the training_runs row, its model from the checkpoint) for run_id or the latest completed run."""
-    rows = warehouse.query(con, "train_run", {"run_id": run_id})
-    if rows.height == 0:
-        what = f"training run {run_id!r}" if run_id else "completed training run"
-        raise EmbedLLMError(f"no {what} in {settings.warehouse_path()}: run `embedllm train` first")
-    row = rows.row(0, named=True)
-    return row, load_checkpoint(row["checkpoint_path"])
+# ================================================================================================ the stage
+
+def result_of_row(row: dict, report: stage.StageReport) -> TrainResult:
+    """Return the TrainResult of an already written run (its config and metrics from the JSON columns)."""
+    return TrainResult(run_id=row["run_id"], preset=row["preset"], embedder=row["embedder"],
+                       metrics=json.loads(row["metrics"] or "{}"), config=json.loads(row["config"] or "{}"),
+                       checkpoint_path=Path(row["checkpoint_path"]), trained=False, report=report)
+
+
+def write_run(db: Path, result: TrainResult, matrix: Matrix, created_at) -> None:
+    """Insert the run's row and its model embeddings in one transaction; remove the checkpoint if that fails."""
+    try:
+        with stage.session(db) as con, warehouse.transaction(con):
+            warehouse.execute(con, "train_insert_run", {
+                "run_id": result.run_id, "created_at": created_at, "preset": result.preset,
+                "embedder": result.embedder, "config": dumps(result.config), "metrics": dumps(result.metrics),
+                "checkpoint_path": str(result.checkpoint_path), "status": "completed"})
+            warehouse.upsert(con, "model_embeddings", model_vectors_frame(result.run_id, matrix.model_ids,
+                                                                          result.model))
+    except BaseException:
+        result.checkpoint_path.unlink(missing_ok=True)
+        raise
+
+
+def train(db: str | Path, *, preset: str = "default", device: str | None = None, embedder: str | None = None,
+          require_validation: bool = True, force: bool = False, overrides: dict | None = None,
+          wait: float = 0.0, progress: bool = False) -> TrainResult:
+    """Train on the warehouse's labels (unless its latest run is current); write the run; return it.
+
+    Writes training_runs, the checkpoint (beside the warehouse, in <stem>_checkpoints/) and model_embeddings.
+    """
+    db = Path(db)
+    embedder = canonical_name(embedder) if embedder else None
+    with stage.writing(db, "train", wait=wait) as report:
+        t0 = time.perf_counter()
+        with stage.session(db) as con:
+            current = None if force or overrides else current_training(con, preset, embedder)
+            if current is None:
+                validation, embedder, matrix = read_inputs(con, embedder, require_validation)
+        if current is not None:
+            report.skipped, report.note = True, f"run {current['run_id']} trained after the latest load; " \
+                                                "nothing new to learn"
+            return result_of_row(current, report)
+        check_trainable(matrix)
+        config = preset_config(preset, n_models=len(matrix.model_ids), question_dim=matrix.emb.shape[1],
+                               **(overrides or {}))
+        dev = settings.pick_device(device)
+        trained = train_matrix(matrix, config, dev, progress=progress)
+        now = utc_now()
+        run_id = new_run_id(now)
+        checkpoint = save_run_checkpoint(trained.model, settings.beside(db, "checkpoints"), run_id,
+                                         embedder=embedder, matrix=matrix, preset=preset)
+        run_config = {**trained.config.to_dict(), "preset": preset, "embedder": embedder, "device": str(dev),
+                      "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
+                      "validation_run": validation, "code_version": code_version()}
+        result = TrainResult(run_id=run_id, preset=preset, embedder=embedder, config=run_config,
+                             metrics={**trained.metrics, "total_seconds": time.perf_counter() - t0},
+                             checkpoint_path=checkpoint, model=trained.model, report=report)
+        write_run(db, result, matrix, now)
+        report.note = f"run {run_id} ({preset}, {embedder})"
+    return result
+

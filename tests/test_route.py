@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from embedllm.model import EmbedLLM, EmbedLLMConfig
-from tasks.route import RouteBatch, normalised_costs, route_embeddings
+from embedllm.errors import InputError
+from embedllm.routing import RouteBatch, Router, check_questions, normalised_costs, route_embeddings
 
 
 def sigmoid(x: float) -> float:
@@ -73,3 +74,42 @@ def test_routing_is_deterministic_even_if_the_model_was_left_in_training_mode(ha
 def test_top_orders_by_utility():
     batch = RouteBatch(p=np.zeros((1, 4)), utility=np.array([[0.1, 0.9, 0.5, 0.7]]), chosen=np.array([1]))
     assert batch.top(3).tolist() == [[1, 3, 2]] and batch.top(10).tolist() == [[1, 3, 2, 0]]
+
+
+@pytest.fixture
+def hand_router(hand_model):
+    """A Router over the hand model's three vectors: a (cost 10), b (free, no cost), c (cost 5, inactive)."""
+    return Router(run={"run_id": "r1", "embedder": "hand-2"}, model=hand_model,
+                  vectors=hand_model.model_embedding.weight.detach().clone(), names=["a", "b", "c"], ids=[7, 8, 9],
+                  costs=[10.0, None, 5.0], active=np.array([True, True, False]))
+
+
+def test_router_ranks_allowed_active_models_by_hand_computed_utility(hand_router):
+    east = np.array([[1.0, 0.0]], dtype=np.float32)
+    (choice,) = hand_router.route(east, top_k=3, questions=["east"])
+    # c is inactive: a (p = s(2)) then b (p = s(0)); top_k is capped at the 2 allowed models
+    assert [c.model for c in choice.ranked] == ["a", "b"] and choice.question == "east"
+    assert choice.p_correct == pytest.approx(sigmoid(2)) and choice.ranked[0].model_id == 7
+    # cost among the candidates: a costs 10 / 10 = 1, b is free -> w = 0.5 gives a .8808 - .5 < b .5
+    assert hand_router.route(east, cost_weight=0.5)[0].model == "b"
+    assert [c.model for c in hand_router.route(east, allowed_names=["b"])[0].ranked] == ["b"]
+
+
+def test_router_refuses_unknown_or_inactive_models_and_negative_cost_weight(hand_router):
+    east = np.array([[1.0, 0.0]], dtype=np.float32)
+    with pytest.raises(InputError, match="unknown model 'aa' for run r1 \\(did you mean 'a'\\?\\)"):
+        hand_router.route(east, allowed_names=["aa"])
+    with pytest.raises(InputError, match="no active model to route to among c"):
+        hand_router.route(east, allowed_names=["c"])
+    with pytest.raises(InputError, match="--cost-weight must be >= 0, got -1"):
+        hand_router.route(east, cost_weight=-1)
+
+
+def test_empty_or_blank_questions_are_refused_with_one_line():
+    assert check_questions(["a", "b"]) == ["a", "b"]
+    with pytest.raises(InputError, match="^the question is empty or blank: give the text to route$"):
+        check_questions(["  \t "])
+    with pytest.raises(InputError, match="^question 2 of 3 is empty or blank"):
+        check_questions(["ok", "", "fine"])
+    with pytest.raises(InputError, match="no question to route"):
+        check_questions([])

@@ -18,7 +18,8 @@ import yaml
 from embedllm.errors import ConfigError
 from embedllm.ids import question_id
 from tasks.load import Batch, Meta, load_batches
-from tasks.validate import CHECKS, ERROR, FAIL, ValidationFailed, collect_frames, load_config, run_checks, validate
+from embedllm.validation import CHECKS, ERROR, FAIL, ValidationFailed, load_config, run_checks
+from tasks.validate import collect_frames, current_validation, validate
 
 MODELS = ("m1", "m2", "m3")
 # benchmark -> (task, n questions, n_choices or None for generative, accuracy the labels are drawn with)
@@ -74,119 +75,127 @@ def model_id(con, name: str) -> int:
     return con.execute("SELECT model_id FROM models WHERE name = ?", [name]).fetchall()[0][0]
 
 
+def validated(db, **kwargs):
+    """Return the validation run the validate stage made now on the warehouse at db (never a skipped one)."""
+    done = validate(db, **kwargs)
+    assert done.result is not None and not done.report.skipped, done.headline()
+    assert done.report.rows == {"validation_runs": 1}
+    return done.result
+
+
 def failing(result) -> set[str]:
     """Return the names of the checks that did not pass."""
     return {c.check for c in result.checks if c.status != "pass"}
 
 
-def test_clean_warehouse_passes_every_expectation(clean):
-    result = validate(clean, data_docs=False)
+def test_clean_warehouse_passes_every_expectation(clean, warehouse_path):
+    result = validated(warehouse_path, data_docs=False)
     assert result.success, result.summary_markdown()
     assert len(result.checks) == len(CHECKS) >= 15
     assert result.frame_rows["labels"] == 3 * 130 and result.frame_rows["questions"] == 130
     assert all(c.unexpected_count in (0, None) for c in result.checks)
 
 
-def test_empty_warehouse_fails_labels_present(con):
-    result = validate(con, data_docs=False)
+def test_empty_warehouse_fails_labels_present(con, warehouse_path):
+    result = validated(warehouse_path, data_docs=False)
     assert failing(result) == {"labels_present"}
     assert result.check("labels_present").examples == [{"observed_value": 0}]
 
 
-def test_null_label_fails_label_not_null(clean):
+def test_null_label_fails_label_not_null(clean, warehouse_path):
     relax(clean, "correctness")
     clean.execute("UPDATE correctness SET label = NULL WHERE question_id = ? AND model_id = ?",
                   [_qid("gen", 3), model_id(clean, "m2")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_not_null"}
     check = c.check("label_not_null")
     assert check.status == FAIL and check.unexpected_count == 1
     assert check.examples[0]["question_id"] == _qid("gen", 3)
 
 
-def test_label_outside_zero_one_fails_label_in_set(clean):
+def test_label_outside_zero_one_fails_label_in_set(clean, warehouse_path):
     relax(clean, "correctness")
     clean.execute("UPDATE correctness SET label = 2 WHERE question_id IN (?, ?)", [_qid("gen", 5), _qid("gen", 6)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_in_set"}
     assert c.check("label_in_set").unexpected_count == 6          # two questions x three models
     assert {str(ex["label"]) for ex in c.check("label_in_set").examples} == {"2"}
 
 
-def test_duplicate_model_question_pair_fails_label_pair_unique(clean):
+def test_duplicate_model_question_pair_fails_label_pair_unique(clean, warehouse_path):
     relax(clean, "correctness")
     clean.execute("INSERT INTO correctness SELECT * FROM correctness WHERE question_id = ? AND model_id = ?",
                   [_qid("mc", 4), model_id(clean, "m1")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_pair_unique"}
     check = c.check("label_pair_unique")
     assert check.unexpected_count == 2                            # both rows of the pair
     assert check.examples[0]["question_id"] == _qid("mc", 4)
 
 
-def test_labels_of_unknown_question_fail_labels_reference_questions(clean):
+def test_labels_of_unknown_question_fail_labels_reference_questions(clean, warehouse_path):
     clean.execute("INSERT INTO correctness VALUES (?, 'ghost-question', 1, 1.0, 'x')", [model_id(clean, "m1")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"labels_reference_questions"}
     assert c.check("labels_reference_questions").examples[0]["question_id"] == "ghost-question"
 
 
-def test_null_prompt_fails_prompt_not_null(clean):
+def test_null_prompt_fails_prompt_not_null(clean, warehouse_path):
     relax(clean, "questions")
     clean.execute("UPDATE questions SET prompt = NULL WHERE question_id = ?", [_qid("mc", 1)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"prompt_not_null"}
     assert c.check("prompt_not_null").examples[0]["task"] == "mc_task"
 
 
-def test_blank_prompt_fails_prompt_not_blank(clean):
+def test_blank_prompt_fails_prompt_not_blank(clean, warehouse_path):
     clean.execute("UPDATE questions SET prompt = ' \t ' WHERE question_id = ?", [_qid("gen", 9)])
     clean.execute("UPDATE questions SET prompt = '' WHERE question_id = ?", [_qid("gen", 10)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"prompt_not_blank"}
     assert c.check("prompt_not_blank").unexpected_count == 2
 
 
-def test_null_benchmark_fails_benchmark_not_null(clean):
+def test_null_benchmark_fails_benchmark_not_null(clean, warehouse_path):
     relax(clean, "questions")
     clean.execute("UPDATE questions SET benchmark = NULL WHERE question_id = ?", [_qid("gen", 2)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"benchmark_not_null"}
 
 
-def test_empty_benchmark_fails_benchmark_not_blank(clean):
+def test_empty_benchmark_fails_benchmark_not_blank(clean, warehouse_path):
     clean.execute("UPDATE questions SET benchmark = '' WHERE question_id = ?", [_qid("gen", 2)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"benchmark_not_blank"}
 
 
-def test_null_split_fails_split_not_null(clean):
+def test_null_split_fails_split_not_null(clean, warehouse_path):
     relax(clean, "questions")
     clean.execute("UPDATE questions SET split = NULL WHERE question_id = ?", [_qid("gen", 2)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"split_not_null"}
 
 
-def test_unknown_split_fails_split_in_set(clean):
+def test_unknown_split_fails_split_in_set(clean, warehouse_path):
     relax(clean, "questions")
     clean.execute("UPDATE questions SET split = 'dev' WHERE question_id = ?", [_qid("gen", 2)])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"split_in_set"}
     assert c.check("split_in_set").examples[0]["split"] == "dev"
 
 
-def test_skewed_split_shares_fail_split_shares(clean):
+def test_skewed_split_shares_fail_split_shares(clean, warehouse_path):
     clean.execute("UPDATE questions SET split = 'test' WHERE split = 'train' AND benchmark = 'mc'")
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"split_shares"}
     assert {ex["split"] for ex in c.check("split_shares").examples} == {"train", "test"}
 
 
-def test_missing_labels_fail_coverage_and_list_the_gap(clean):
+def test_missing_labels_fail_coverage_and_list_the_gap(clean, warehouse_path):
     clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
                   "(SELECT question_id FROM questions WHERE task = 'mc_task' AND doc_id IN (2, 3, 5, 8, 10, 11, 40))",
                   [model_id(clean, "m2")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"coverage"}
     check = c.check("coverage")
     assert check.unexpected_count == 1
@@ -195,36 +204,36 @@ def test_missing_labels_fail_coverage_and_list_the_gap(clean):
     assert gap["missing_examples"] == "mc_task#2, mc_task#3, mc_task#5"
 
 
-def test_coverage_with_suite_counts_only_the_suites_questions(clean, tmp_path):
+def test_coverage_with_suite_counts_only_the_suites_questions(clean, warehouse_path, tmp_path):
     clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
                   "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
     suite = tmp_path / "only_mc.yaml"
     suite.write_text(yaml.safe_dump({"name": "only_mc", "tasks": [
         {"task": "mc_task", "benchmark": "mc", "label_rule": "acc"},
         {"task": "tiny_task", "benchmark": "tiny", "label_rule": "acc"}]}))
-    assert failing(validate(clean, data_docs=False)) == {"coverage"}
-    assert validate(clean, suite=str(suite), data_docs=False).success
+    assert failing(validated(warehouse_path, data_docs=False)) == {"coverage"}
+    assert validated(warehouse_path, suite=str(suite), data_docs=False).success
 
 
-def test_suite_without_questions_in_the_warehouse_fails_suite_questions_present(clean, tmp_path):
+def test_suite_without_questions_in_the_warehouse_fails_suite_questions_present(clean, warehouse_path, tmp_path):
     suite = tmp_path / "elsewhere.yaml"
     suite.write_text(yaml.safe_dump({"name": "elsewhere", "tasks": [{"task": "other_task", "label_rule": "acc"}]}))
-    c = validate(clean, suite=str(suite), data_docs=False)
+    c = validated(warehouse_path, suite=str(suite), data_docs=False)
     assert failing(c) == {"suite_questions_present"}
     assert c.check("suite_questions_present").unexpected_count == len(MODELS)
 
 
-def test_inactive_model_need_not_cover_the_suite(clean):
+def test_inactive_model_need_not_cover_the_suite(clean, warehouse_path):
     clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
                   "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
     clean.execute("UPDATE models SET active = false WHERE name = 'm3'")
-    assert validate(clean, data_docs=False).success
+    assert validated(warehouse_path, data_docs=False).success
 
 
-def test_all_equal_labels_fail_labels_not_constant(clean):
+def test_all_equal_labels_fail_labels_not_constant(clean, warehouse_path):
     clean.execute("UPDATE correctness SET label = 1 WHERE model_id = ? AND question_id IN "
                   "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"labels_not_constant"}
     example = c.check("labels_not_constant").examples[0]
     assert (example["model"], example["benchmark"]) == ("m3", "gen")
@@ -232,30 +241,30 @@ def test_all_equal_labels_fail_labels_not_constant(clean):
     assert all(ex["benchmark"] != "tiny" for ex in c.check("labels_not_constant").examples)
 
 
-def test_accuracy_far_below_chance_fails_above_chance(clean):
+def test_accuracy_far_below_chance_fails_above_chance(clean, warehouse_path):
     clean.execute("UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
                   "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
                   [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")])
-    c = validate(clean, data_docs=False)
+    c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"above_chance"}
     example = c.check("above_chance").examples[0]
     assert (example["model"], example["benchmark"]) == ("m2", "mc")
     assert float(example["chance"]) == pytest.approx(0.25)
 
 
-def test_margin_from_config_decides_below_chance(clean, tmp_path):
+def test_margin_from_config_decides_below_chance(clean, warehouse_path, tmp_path):
     clean.execute("UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
                   "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
                   [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")])
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("chance:\n  margin: 0.3\n")
-    assert validate(clean, config_path=lenient, data_docs=False).success
+    assert validated(warehouse_path, config_path=lenient, data_docs=False).success
 
 
-def test_metric_error_is_reported_as_error_not_failure(clean, tmp_path):
+def test_metric_error_is_reported_as_error_not_failure(clean, warehouse_path, tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("questions:\n  prompt_pattern: '(unclosed'\n")
-    c = validate(clean, config_path=broken, data_docs=False)
+    c = validated(warehouse_path, config_path=broken, data_docs=False)
     assert not c.success
     check = c.check("prompt_not_blank")
     assert check.status == ERROR and "missing )" in check.message
@@ -279,7 +288,7 @@ def test_frame_missing_a_column_is_an_error_for_its_checks_only(clean):
 
 
 def test_run_is_recorded_and_data_docs_written(clean, warehouse_path):
-    c = validate(clean)
+    c = validated(warehouse_path)
     assert c.success
     docs = warehouse_path.parent / "wh_data_docs"
     assert c.data_docs_path == docs / "index.html" and c.data_docs_path.exists()
@@ -295,10 +304,10 @@ def test_run_is_recorded_and_data_docs_written(clean, warehouse_path):
     assert {ch["check"] for ch in json.loads(summary)["checks"]} == {ch.name for ch in CHECKS}
 
 
-def test_summary_markdown_lists_failures_with_examples(clean):
+def test_summary_markdown_lists_failures_with_examples(clean, warehouse_path):
     clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id = ?",
                   [model_id(clean, "m1"), _qid("gen", 0)])
-    text = validate(clean, data_docs=False).summary_markdown()
+    text = validated(warehouse_path, data_docs=False).summary_markdown()
     assert "validation FAILED" in text and "| coverage | FAIL | n_missing | 1 |" in text and "gen_task#0" in text
 
 
@@ -326,3 +335,20 @@ def test_cli_validate_prints_failures_and_exits_non_zero(clean, warehouse_path):
     assert result.exit_code == 1 and isinstance(result.exception, ValidationFailed)
     assert "FAILED coverage" in result.output and "model=m3" in result.output and "mc_task#7" in result.output
     assert f"validation FAILED: {len(CHECKS)} expectations, 1 failed, 0 errors" in result.output
+
+
+def test_a_passing_run_is_current_until_the_next_load_or_another_suite_or_config(clean, warehouse_path, tmp_path):
+    first = validated(warehouse_path, data_docs=False)
+    again = validate(warehouse_path, data_docs=False)
+    assert again.result is None and again.report.skipped and again.run_id == first.run_id and again.success
+    assert "validation up to date: run " + first.run_id in again.headline() and again.report.rows == {}
+    assert current_validation(clean)["run_id"] == first.run_id
+    assert current_validation(clean, suite="demo") is None                    # another suite checks other things
+    lenient = tmp_path / "lenient.yaml"
+    lenient.write_text("chance:\n  margin: 0.3\n")
+    assert current_validation(clean, config_path=lenient) is None              # so do other thresholds
+    assert validated(warehouse_path, data_docs=False, force=True).run_id != first.run_id
+    late = pl.DataFrame({"question_id": [question_id("late_task", "0")], "benchmark": "late", "task": "late_task",
+                         "prompt": "a late question?", "label": [1]})
+    load_batches(clean, [Batch(Meta(kind="lm-eval-import", content_hash="late", model="m1", task="late_task"), late)])
+    assert current_validation(clean) is None                                   # something was loaded since

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 
 @app.command()
@@ -19,6 +19,7 @@ def embed(
     device: Annotated[Optional[str], typer.Option("--device", help="torch device, e.g. cpu or cuda:0 [default: "
                                                   "$EMBEDLLM_DEVICE, else CUDA when present, else CPU]",
                                                   show_default=False)] = None,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Embed the prompts of questions that have no vector from this embedder yet; store them in the warehouse.
@@ -29,10 +30,8 @@ def embed(
 
     Example: embedllm embed --model all-MiniLM-L6-v2 --batch-size 128
     """
-    use_warehouse(warehouse)
-    import warehouse as wh
+    db = resolve_warehouse(warehouse)
     from tasks.embed import embed_questions
 
-    with wh.session(wait=10) as con:
-        report = embed_questions(con, embedder=model, batch_size=batch_size, device=device, progress=True)
+    report = embed_questions(db, model, batch_size=batch_size, device=device, progress=True, wait=wait)
     typer.echo(report.summary())

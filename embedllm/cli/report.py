@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 
 
 @app.command()
@@ -25,10 +25,7 @@ def report(
 
     Example: embedllm report --out /tmp/embedllm-report
     """
-    use_warehouse(warehouse)
-    import warehouse as wh
+    db = resolve_warehouse(warehouse)
     from tasks.report import build_report
 
-    with wh.session(read_only=True, wait=10) as con:
-        index = build_report(con, out_dir=out, run_id=run)
-    typer.echo(str(index))
+    typer.echo(str(build_report(db, out_dir=out, run_id=run)))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 from embedllm.errors import InputError
 
 
@@ -69,20 +69,18 @@ def route(
     Examples: embedllm route "What is the capital of France?"
               embedllm route --file questions.jsonl --cost-weight 0.2
     """
-    use_warehouse(warehouse)
+    db = resolve_warehouse(warehouse)
     from collections import Counter
 
     from rich.console import Console
 
-    import warehouse as wh
     from tasks.route import route as route_stage
 
     if (question is None) == (file is None):
         raise typer.BadParameter("give either a QUESTION argument or --file questions.jsonl (not both)")
     console = Console(highlight=False)
     records, texts = read_questions(file) if file else ([{"question": question}], [question])
-    with wh.session(read_only=True, wait=10) as con:
-        choices = route_stage(con, texts, run_id=run, cost_weight=cost_weight, top_k=top_k)
+    choices = route_stage(db, texts, run_id=run, cost_weight=cost_weight, top_k=top_k)
     if question is not None:
         print_choice(choices[0], console)
         return

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 METRIC_ROWS = [  # (label, EmbedLLM key, KNN key)
     ("test accuracy", "test_accuracy", "knn_test_accuracy"),
@@ -25,13 +25,16 @@ def _fmt(value) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def print_run(result, forecasts: dict | None = None) -> None:
+def print_run(result, forecasts=None) -> None:
     """Print a training run: what it trained on, the test metrics against KNN, forecasts and the probe."""
     from rich.console import Console
     from rich.table import Table
 
     m, c = result.metrics, result.config
     console = Console(highlight=False)
+    if not result.trained:
+        console.print(f"up to date: run {result.run_id} was trained after the latest load and embedding; nothing "
+                      "new to learn (--force retrains)", soft_wrap=True)
     console.print(f"run [bold]{result.run_id}[/]  preset {result.preset}  embedder {result.embedder}  "
                   f"{c['n_models']} models x {c['n_questions']} questions  d={m['dim']} (chosen on validation)  "
                   f"{m['epochs_run']} epochs  trained in {m['train_seconds']:.1f}s", soft_wrap=True)
@@ -44,10 +47,20 @@ def print_run(result, forecasts: dict | None = None) -> None:
         table.add_row(label, _fmt(m.get(key)), _fmt(m.get(knn_key)) if knn_key else "")
     console.print(table)
     console.print(f"checkpoint: {result.checkpoint_path}", soft_wrap=True)
-    if forecasts:
-        console.print(f"forecasts: {forecasts['correctness_forecasts']:,} correctness, "
-                      f"{forecasts['benchmark_forecasts']:,} benchmark ({forecasts['seconds']:.1f}s)")
-        probe = forecasts.get("probe") or {}
+    if forecasts is not None:
+        print_forecasts(forecasts, console)
+
+
+def print_forecasts(forecasts, console) -> None:
+    """Print what the forecast stage wrote: row counts and the probe table."""
+    from rich.table import Table
+
+    if forecasts.skipped:
+        console.print(f"forecasts: kept the run's {forecasts.benchmark_forecasts:,} benchmark forecasts")
+    else:
+        console.print(f"forecasts: {forecasts.correctness_forecasts:,} correctness, "
+                      f"{forecasts.benchmark_forecasts:,} benchmark ({forecasts.seconds:.1f}s)")
+        probe = forecasts.probe or {}
         if probe:
             console.print("probe: each benchmark's accuracy predicted from embeddings trained without it "
                           "(ridge, leave-one-model-out); baseline = ridge on accuracies on the other benchmarks",
@@ -78,28 +91,34 @@ def train(
     = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Skip the leave-one-benchmark-out probe (one quick "
                                            "training per benchmark)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Train even when the latest run of this preset and embedder "
+                                        "is newer than the latest load and embedding (nothing new to learn)")]
+    = False,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train EmbedLLM on the warehouse's labels; write the run, model embeddings, forecasts and the probe.
 
     The embedding dimension, early stopping and KNN's k are chosen on the validation split; the test split is
     scored once at the end. Refuses to train unless the latest `embedllm validate` passed after the latest load.
+    Like `embedllm run`, it keeps the latest run when nothing was loaded or embedded since (--force retrains)
+    and then writes the run's forecasts if it lacks them.
 
     Example: embedllm train --preset default
     """
-    use_warehouse(warehouse)
+    db = resolve_warehouse(warehouse)
     import logging
 
-    import warehouse as wh
-    from tasks.forecast import write_forecasts
+    from embedllm.locking import run_lock
+    from tasks.forecast import forecast
     from tasks.train import train as train_stage
 
     if skip_validation:
         typer.secho("warning: --skip-validation: training on labels that did not pass `embedllm validate`",
                     fg="yellow", err=True)
     logging.getLogger("tasks.train").setLevel(logging.ERROR)  # the warning above already said it
-    with wh.session(wait=10) as con:
-        result = train_stage(con, preset=preset, device=device, embedder=embedder,
-                             require_validation=not skip_validation, progress=True)
-        forecasts = write_forecasts(con, result.run_id, probe_benchmarks=not no_probe, device=device)
+    with run_lock(db, wait=wait, what="embedllm train"):     # train then forecast, as the train flow does
+        result = train_stage(db, preset=preset, device=device, embedder=embedder,
+                             require_validation=not skip_validation, force=force, progress=True)
+        forecasts = forecast(db, result.run_id, refresh=result.trained, probe=not no_probe, device=device)
     print_run(result, forecasts)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 
 def print_result(result) -> None:
@@ -15,7 +15,7 @@ def print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tasks.validate import format_example
+    from embedllm.validation import format_example
 
     console = Console(highlight=False)
     style = {"pass": "green", "fail": "red", "error": "magenta"}
@@ -52,6 +52,9 @@ def validate(
                                                    "validation.yaml (thresholds)", show_default=False)] = None,
     no_docs: Annotated[bool, typer.Option("--no-docs", help="Skip writing Great Expectations Data Docs HTML")]
     = False,
+    force: Annotated[bool, typer.Option("--force", help="Validate even when the latest run passed after the "
+                                        "latest load with this suite and config (nothing new to check)")] = False,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Check the correctness matrix with Great Expectations before training; exit 1 when a check fails.
@@ -59,15 +62,17 @@ def validate(
     Checks labels (0/1, not null, one per model and question, known questions), questions (prompt, benchmark,
     split), split shares, coverage of the suite by every active model, all-equal labels and accuracy below
     chance. Thresholds: embedllm/config/validation.yaml. Results go to the validation_runs table and to Data
-    Docs HTML beside the warehouse.
+    Docs HTML beside the warehouse. When the latest run passed and nothing was loaded since, it says so and
+    stops (as `embedllm run` does); --force validates again.
 
     Example: embedllm validate --suite demo
     """
-    use_warehouse(warehouse)
-    import warehouse as wh
-    from tasks.validate import validate as run_validation
+    db = resolve_warehouse(warehouse)
+    from tasks.validate import validate as validate_stage
 
-    with wh.session(wait=10) as con:
-        result = run_validation(con, suite=suite, config_path=config, data_docs=not no_docs)
-    print_result(result)
-    result.raise_for_failure()
+    done = validate_stage(db, suite=suite, config_path=config, data_docs=not no_docs, force=force, wait=wait)
+    if done.result is None:
+        typer.echo(done.headline())
+        return
+    print_result(done.result)
+    done.result.raise_for_failure()
