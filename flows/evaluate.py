@@ -1,6 +1,7 @@
 """The `evaluate` flow: evaluate registered models that lack results, then load them with the one writer.
 
-    resume (commit staging left by a killed run) -> plan -> evaluate each model (fanned out) -> load
+    register (sync a registry file, when given) -> resume (commit staging left by a killed run) -> plan
+    -> evaluate each model (fanned out) -> load
 
 Per-model evaluation runs on the default task runner (one model at a time, in this process) or, with
 `dask=True`, on a local Dask cluster (prefect-dask) with `dask_workers` worker processes, or with
@@ -19,6 +20,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from embedllm import settings
 from embedllm.locking import run_lock
 from flows import steps
 from flows.reporting import StageReport
@@ -69,20 +71,20 @@ def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes
 @flow(name="evaluate")
 def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | None = None, dask: bool = False,
              dask_workers: int = DASK_WORKERS, dask_processes: bool = True, dask_address: str | None = None,
-             register_demo: bool = False, device: str | None = None, refresh_cache: bool = False,
-             lock_wait: float = 0.0) -> list[StageReport]:
-    """Evaluate the models that lack results for the suite, load them; return the stage reports."""
-    with run_lock(wait=lock_wait, what="evaluate flow"):
-        staging = steps.evaluation_staging()
-        reports = [steps.recover_staging(staging)]
-        if register_demo:
-            reports.append(steps.register_demo_models())
-        plan = steps.plan_evaluations(suite, models, limit, device)
+             registry: str | None = None, device: str | None = None, refresh_cache: bool = False,
+             lock_wait: float = 0.0, warehouse: str | None = None) -> list[StageReport]:
+    """Sync REGISTRY (a registry file) if given, evaluate the models lacking results, load them; return the reports."""
+    db = str(settings.resolve_warehouse(warehouse))
+    with run_lock(db, wait=lock_wait, what="evaluate flow"):
+        reports = [steps.sync_registry(db, registry)] if registry else []
+        reports.append(steps.recover_staging(db))
+        staging = steps.evaluation_staging(db)
+        plan = steps.plan_evaluations(db, suite, models, limit, device)
         reports.append(plan.report)
         if plan.jobs:
             evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
             outcomes, evaluated = evaluate_all(plan.jobs, staging, plan.scope, refresh_cache)
-            reports += [evaluated, steps.load(outcomes)]
-        steps.publish_leaderboard()
+            reports += [evaluated, steps.load(db, outcomes)]
+        steps.publish_leaderboard(db)
         steps.publish_stages(reports, "Evaluation stages")
         return reports

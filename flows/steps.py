@@ -81,45 +81,29 @@ def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
+# register -> resume -> plan -> evaluate-model (fanned out, staging only) -> load: each calls the stage's entry
+# point with the warehouse path (tasks/register.py, tasks/evaluate.py), which owns its sessions and the run lock.
 
-REGISTRY_FIELDS = ("revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok", "tags",
-                   "eval_args", "active")
-
-
-def same_entry(have, want) -> bool:
-    """Return whether a registered model entry already says what the wanted entry says."""
-    return have is not None and all(
-        (tuple(getattr(have, f)) if f == "tags" else getattr(have, f)) ==
-        (tuple(getattr(want, f)) if f == "tags" else getattr(want, f)) for f in REGISTRY_FIELDS)
-
-
-@task(name="register-demo-models", **IO_RETRIES)
-def register_demo_models() -> StageReport:
-    """Register the demo models unless they are registered as they are now; return the stage report."""
-    from embedllm.registry import demo_entries, list_models
-    from embedllm.registry import register_demo_models as register
-
-    with stage("register") as (con, report):
-        have = {e.name: e for e in list_models(con)}
-        wanted = demo_entries()
-        if all(same_entry(have.get(w.name), w) for w in wanted):
-            report.skipped, report.note = True, "demo models already registered"
-        else:
-            report.note = f"demo models: {', '.join(register(con))}"
+def logged(report: StageReport) -> StageReport:
+    """Log a stage report's line on the current run and return it."""
+    get_run_logger().info(report.line())
     return report
+
+
+@task(name="register", **IO_RETRIES)
+def sync_registry(db: str, path: str) -> StageReport:
+    """Sync the registry file PATH into the warehouse (adds, updates, deactivates); return the stage report."""
+    from tasks.register import sync_registry as sync
+
+    return logged(sync(db, path).report)
 
 
 @task(name="resume", **IO_RETRIES)
-def recover_staging(staging: str) -> StageReport:
+def recover_staging(db: str) -> StageReport:
     """Commit staging files a killed run left behind (and record them); return the stage report."""
     from tasks.evaluate import recover_staging as recover
 
-    n_files = len(list(Path(staging).glob("*.parquet"))) if Path(staging).is_dir() else 0
-    with stage("resume") as (con, report):
-        recovered = recover(con, Path(staging)) if n_files else []
-        report.note = (f"{n_files} staging file(s) left by an interrupted run: {len(recovered)} task result(s) "
-                       "recovered" if n_files else "no staging files left by an interrupted run")
-    return report
+    return logged(recover(db).report)
 
 
 @dataclass
@@ -132,23 +116,26 @@ class Plan:
 
 
 @task(name="plan-evaluations", **IO_RETRIES)
-def plan_evaluations(suite: str, models: list[str] | None, limit: int | None, device: str | None = None) -> Plan:
+def plan_evaluations(db: str, suite: str, models: list[str] | None, limit: int | None,
+                     device: str | None = None) -> Plan:
     """Return the per-model jobs that still lack results at the current task versions and revisions."""
+    from tasks import stage
     from tasks.evaluate import plan_evaluations as plan
 
-    with stage("plan") as (con, report):
-        jobs = plan(con, suite=suite, models=models, limit=limit, device=device)
-        scope = reporting.warehouse_identity(con, settings.warehouse_path())
-        report.note = (f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
-                       if jobs else "every model has results for every task: nothing to evaluate")
-    return Plan(jobs=jobs, scope=scope, report=report)
+    t0 = time.perf_counter()
+    jobs = plan(db, suite, models, limit, device=device)
+    with stage.session(db) as con:
+        scope = reporting.warehouse_identity(con, db)
+    note = (f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
+            if jobs else "every model has results for every task: nothing to evaluate")
+    return Plan(jobs=jobs, scope=scope, report=logged(StageReport("plan", time.perf_counter() - t0, note=note)))
 
 
-def evaluation_staging() -> str:
+def evaluation_staging(db: str) -> str:
     """Return the evaluate stage's staging folder (a string, so it travels to Dask workers unchanged)."""
     from tasks.evaluate import evaluation_staging as folder
 
-    return str(folder())
+    return str(folder(db))
 
 
 def job_label(job) -> str:
@@ -163,17 +150,17 @@ def evaluate_model(job, staging: str, scope: str):
     """Run lm-eval for one model, writing staging Parquet (never the warehouse); return the EvalOutcome."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-    from tasks.evaluate import run_evaluation
+    from tasks.lm_eval_run import run_evaluation
 
     total, done = len(job.tasks), 0
     progress = create_progress_artifact(0.0, description=f"{job.model}: 0 of {total} tasks")
 
-    def on_task(_job, outcome) -> None:
+    def on_task(_outcome, task_outcome) -> None:
         nonlocal done
         done += 1
         update_progress_artifact(progress, 100.0 * done / total,
-                                 description=f"{job.model}: {done} of {total} tasks (last: {outcome.task}, "
-                                             f"{outcome.status})")
+                                 description=f"{job.model}: {done} of {total} tasks (last: {task_outcome.task}, "
+                                             f"{task_outcome.status})")
 
     return run_evaluation(job, Path(staging), on_task=on_task)
 
@@ -184,16 +171,11 @@ def reusable(outcome) -> bool:
 
 
 @task(name="load", **IO_RETRIES)
-def load(outcomes: list) -> StageReport:
-    """Commit the outcomes' staging files through the one loader and write eval_runs rows; return the report."""
-    from tasks.evaluate import record_outcomes
+def load(db: str, outcomes: list) -> StageReport:
+    """Commit the outcomes' staging files and eval_runs rows (one transaction per model x task); return the report."""
+    from tasks.evaluate import load_outcomes
 
-    with stage("load") as (con, report):
-        record_outcomes(con, outcomes)
-        failed = [o for o in outcomes if not outcome_ok(o)]
-        report.note = f"{len(outcomes) - len(failed)} model(s) loaded, {len(failed)} with failures" + (
-            ": " + "; ".join(outcome_error(o) for o in failed) if failed else "")
-    return report
+    return logged(load_outcomes(db, outcomes))
 
 
 def outcome_ok(outcome) -> bool:
@@ -207,9 +189,11 @@ def outcome_error(outcome) -> str:
 
 
 @task(name="publish-leaderboard", **IO_RETRIES)
-def publish_leaderboard() -> int:
+def publish_leaderboard(db: str) -> int:
     """Publish the leaderboard view as a table artifact; return its row count."""
-    with warehouse.session(wait=DUCKDB_WAIT_SECONDS) as con:
+    from tasks import stage
+
+    with stage.session(db) as con:
         rows = reporting.leaderboard_rows(con)
     create_table_artifact(rows or [{"model": None, "benchmark": None, "accuracy": None, "n_questions": 0}],
                           key="leaderboard", description="Accuracy of every model on every benchmark "

@@ -37,7 +37,9 @@ import polars as pl
 import warehouse
 from embedllm.errors import InputError
 from embedllm.ids import question_id
+from tasks import stage
 from tasks.load import Batch, LoadReport, Meta, load_batches
+from tasks.stage import StageReport
 
 KIND = "embedllm-csv"
 SPLITS = ("train", "val", "test")
@@ -287,32 +289,47 @@ def build_batch(files: dict[str, Path], digest: str, summary: CsvImport) -> Batc
     return Batch(meta=meta, rows=labels, questions=questions)
 
 
-def import_embedllm_csv(con: duckdb.DuckDBPyConnection, directory: str | Path,
-                        progress: Callable[[str], None] | None = None) -> CsvImport:
+@dataclass
+class CsvImportResult:
+    """What the EmbedLLM-CSV import found and did (summary) and the stage report."""
+
+    summary: CsvImport
+    report: StageReport
+
+
+def import_embedllm_csv(db: str | Path, directory: str | Path, *, progress: Callable[[str], None] | None = None,
+                        wait: float = 0.0) -> CsvImportResult:
     """Import an EmbedLLM-layout folder in one transaction (no-op if the same files were imported); return counts.
 
-    PROGRESS, if given, is called with the name of each phase as it starts (the CLI shows it in a spinner).
+    Files are hashed and read with no warehouse connection open; the warehouse is opened twice, briefly: to ask
+    whether this content was loaded before, and to load it. PROGRESS, if given, is called with the name of each
+    phase as it starts (the CLI shows it in a spinner).
     """
     step = progress or (lambda _text: None)
     t0 = time.perf_counter()
     files = layout(directory)
     for split in SPLITS:
         require_columns(files[split], ["prompt_id", "model_id", "label", "category"])
-    con.execute("SET enable_progress_bar = false")  # keep DuckDB's own bar out of the CLI output
     step("hashing the files (same content => already loaded)")
     digest = content_hash(files)
     summary = CsvImport(directory=str(directory), content_hash=digest)
     summary.seconds["hash"] = time.perf_counter() - t0
-    if already_loaded(con, digest):
-        summary.already_loaded = True
-        summary.report = LoadReport(skipped=[f"{KIND}/{Path(directory).name}"])
+    with stage.writing(db, "import", wait=wait) as report:
+        with stage.session(db) as con:
+            seen = already_loaded(con, digest)
+        if seen:
+            summary.already_loaded = True
+            summary.report = LoadReport(skipped=[f"{KIND}/{Path(directory).name}"])
+        else:
+            step("reading and resolving duplicates")
+            batch = build_batch(files, digest, summary)
+            step(f"loading {batch.rows.height:,} labels into the warehouse (one transaction)")
+            t1 = time.perf_counter()
+            with stage.session(db) as con:
+                con.execute("SET enable_progress_bar = false")  # keep DuckDB's own bar out of the CLI output
+                summary.report = load_batches(con, [batch])
+            summary.seconds["load"] = time.perf_counter() - t1
         summary.seconds["total"] = time.perf_counter() - t0
-        return summary
-    step("reading and resolving duplicates")
-    batch = build_batch(files, digest, summary)
-    step(f"loading {batch.rows.height:,} labels into the warehouse (one transaction)")
-    t1 = time.perf_counter()
-    summary.report = load_batches(con, [batch])
-    summary.seconds["load"] = time.perf_counter() - t1
-    summary.seconds["total"] = time.perf_counter() - t0
-    return summary
+        report.note = (f"{directory}: already loaded" if seen else
+                       f"{directory}: {summary.report.n_labels:,} labels, {summary.n_models} models")
+    return CsvImportResult(summary=summary, report=report)

@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -506,12 +507,46 @@ def batches_from_results(results: dict, samples: dict[str, list[dict] | pl.DataF
     return batches
 
 
-def import_lm_eval_dir(con, path: str | Path, *, model: str, rules: dict[str, LabelRule] | None = None,
-                       model_revision: str | None = None):
-    """Read an lm-eval output folder and load it through the one loader (one transaction); return the LoadReport."""
+# ------------------------------------------------------------------------------------------- the entry point
+
+@dataclass
+class LmEvalImport:
+    """What importing an lm-eval folder did: one summary row per task, the loader's report, the stage report."""
+
+    directory: str
+    model: str
+    lm_eval_version: str | None
+    tasks: list[dict[str, Any]]        # task, benchmark, label_rule, labels, new_questions, mean, aggregate, status
+    load: Any                          # tasks.load.LoadReport
+    report: Any                        # tasks.stage.StageReport
+
+
+def _task_rows(batches: list[Batch], model: str, load, new_by_task: dict[str, int]) -> list[dict[str, Any]]:
+    """Return the per-task summary rows of an import (what `embedllm import lm-eval` prints)."""
+    return [{"task": b.meta.task, "benchmark": b.rows["benchmark"][0], "label_rule": b.meta.label_rule,
+             "labels": b.rows.height, "new_questions": new_by_task.get(b.meta.task, 0),
+             "mean": float(b.rows["value"].mean()), "aggregate": b.meta.aggregate_value,
+             "status": "already loaded" if f"{model}/{b.meta.task}" in load.skipped else "loaded"} for b in batches]
+
+
+def import_lm_eval_dir(db: str | Path, directory: str | Path, *, model: str,
+                       rules: dict[str, LabelRule] | None = None, revision: str | None = None,
+                       wait: float = 0.0) -> LmEvalImport:
+    """Read an lm-eval output folder (no connection open) and load it through the one loader in one transaction."""
+    import warehouse
+    from tasks import stage
     from tasks.load import load_batches
 
-    results, samples = read_lm_eval_dir(path)
-    batches = batches_from_results(results, samples, model=model, kind=KIND, source=str(path), rules=rules,
-                                   model_revision=model_revision)
-    return load_batches(con, batches)
+    results, samples = read_lm_eval_dir(directory)
+    batches = batches_from_results(results, samples, model=model, kind=KIND, source=str(directory), rules=rules,
+                                   model_revision=revision)
+    with stage.writing(db, "import", wait=wait) as report:
+        with stage.session(db) as con:
+            load = load_batches(con, batches)
+            loaded = warehouse.query(con, "import_loads_by_id", [load.loaded]) if load.loaded else None
+        new_by_task = {r["task"]: r["n_new_questions"] for r in loaded.iter_rows(named=True)} if loaded is not None \
+            else {}
+        report.note = (f"{directory} ({model}): {load.n_labels} labels, {len(load.skipped)} task(s) already loaded")
+    return LmEvalImport(directory=str(directory), model=model,
+                        lm_eval_version=batches[0].meta.lm_eval_version if batches else None,
+                        tasks=_task_rows(batches, model, load, new_by_task), load=load, report=report)

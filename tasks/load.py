@@ -11,22 +11,23 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
 import warehouse
-from embedllm import __version__
+from embedllm.common import code_version, dumps, utc_now
 from embedllm.errors import AggregateMismatch, InputError
 from embedllm.ids import split_expr
+from tasks import stage
+from tasks.stage import StageReport
 
 AGGREGATE_TOLERANCE = 1e-6
 
@@ -82,16 +83,6 @@ class LoadReport:
     n_new_questions: int = 0
     n_new_models: int = 0
     seconds: float = 0.0
-
-
-def code_version() -> str:
-    """Return the package version plus the git commit when run from a checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        sha = ""
-    return f"{__version__}+{sha}" if sha else __version__
 
 
 QUESTION_COLUMNS = ("question_id", "benchmark", "task", "doc_id", "doc_hash", "prompt", "target", "n_choices",
@@ -171,7 +162,7 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
                 report: LoadReport) -> None:
     """Insert one checked batch's models, questions, labels and load row (inside the caller's transaction)."""
     t0 = time.perf_counter()
-    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    started = utc_now()
     load_id = uuid.uuid4().hex[:16]
     source = "registry" if batch.meta.kind == "evaluate" else batch.meta.kind
     con.register("_batch", rows.to_arrow())
@@ -206,7 +197,7 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
         "code_version, details, started_at, seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [load_id, m.kind, m.source, m.content_hash, model_id, m.task, m.task_version, m.task_config_hash,
          m.lm_eval_version, m.model_revision, m.label_rule, m.aggregate_value, sample_mean, rows.height,
-         len(new_q), code_version(), json.dumps(m.details, default=str), started, time.perf_counter() - t0])
+         len(new_q), code_version(), dumps(m.details), started, time.perf_counter() - t0])
     report.loaded.append(load_id)
     report.n_labels += rows.height
     report.n_new_questions += len(new_q)
@@ -226,10 +217,8 @@ def _insert_questions(con: duckdb.DuckDBPyConnection, questions: pl.DataFrame, s
     return [None] * int(n)
 
 
-def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch]) -> LoadReport:
-    """Check and commit all batches in one transaction (all or nothing); skip those already loaded."""
-    t0 = time.perf_counter()
-    report = LoadReport()
+def check_batches(batches: list[Batch]) -> list[tuple[Batch, pl.DataFrame, float | None]]:
+    """Return (batch, typed rows, sample mean) per batch; InputError / AggregateMismatch before anything is written."""
     checked = []
     for batch in batches:
         rows = normalise(batch)
@@ -238,12 +227,27 @@ def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch]) -> LoadRe
             raise InputError(f"{batch.meta.source}: label must be 0 or 1, got {bad['label'][0]!r} for question "
                              f"{bad['question_id'][0]} ({bad.height} such rows)")
         checked.append((batch, rows, check_aggregate(batch, rows)))
+    return checked
+
+
+def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch], *,
+                 then: Callable[[duckdb.DuckDBPyConnection, LoadReport], None] | None = None) -> LoadReport:
+    """Check and commit all batches in one transaction (all or nothing); skip those already loaded.
+
+    THEN, if given, runs inside the same transaction after the batches (the evaluate stage writes its eval_runs
+    row there, so a (model, task) result is committed whole or not at all).
+    """
+    t0 = time.perf_counter()
+    report = LoadReport()
+    checked = check_batches(batches)
     with warehouse.transaction(con):
         for batch, rows, mean in checked:
             if _already_loaded(con, batch.meta):
                 report.skipped.append(f"{batch.meta.model or batch.meta.kind}/{batch.meta.task or '*'}")
                 continue
             _commit_one(con, batch, rows, mean, report)
+        if then is not None:
+            then(con, report)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -258,7 +262,7 @@ def write_staging(batch: Batch, directory: str | Path) -> Path:
     stem = "__".join(_safe(x) for x in (m.model or m.kind, m.task or "all", m.content_hash[:12]))
     final = directory / f"{stem}.parquet"
     table = batch.rows.to_arrow()
-    table = table.replace_schema_metadata({b"embedllm_meta": json.dumps(asdict(m), default=str).encode()})
+    table = table.replace_schema_metadata({b"embedllm_meta": dumps(asdict(m)).encode()})
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".parquet.part")  # never matches *.parquet
     os.close(fd)
     try:
@@ -279,14 +283,26 @@ def read_staging(path: str | Path) -> Batch:
     return Batch(meta=Meta(**json.loads(raw)), rows=pl.from_arrow(table))
 
 
-def load_staging(con: duckdb.DuckDBPyConnection, directory: str | Path, *, remove: bool = True) -> LoadReport:
-    """Load every staging file in DIRECTORY in one transaction; delete the files once committed."""
+@dataclass
+class StagingLoad:
+    """What the load stage committed from a staging folder, and the stage report."""
+
+    load: LoadReport
+    report: StageReport
+
+
+def load_staging(db: str | Path, directory: str | Path, *, remove: bool = True, wait: float = 0.0) -> StagingLoad:
+    """Load every staging file in DIRECTORY in one transaction (a short session); delete the files once committed."""
     files = sorted(Path(directory).glob("*.parquet")) if Path(directory).exists() else []
-    report = load_batches(con, [read_staging(f) for f in files])
+    batches = [read_staging(f) for f in files]                      # read before the warehouse is opened
+    with stage.writing(db, "load", wait=wait) as report:
+        with stage.session(db) as con:
+            loaded = load_batches(con, batches)
+        report.note = f"{len(files)} staging file(s): {loaded.n_labels} labels, {len(loaded.skipped)} already loaded"
     if remove:
         for f in files:
             f.unlink(missing_ok=True)
-    return report
+    return StagingLoad(load=loaded, report=report)
 
 
 def _safe(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 
 def _print_plan(jobs: list) -> None:
@@ -52,6 +52,7 @@ def evaluate(
     plan: Annotated[bool, typer.Option("--plan", help="only print which models and tasks would run")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors and the result table (lm-eval's own "
                                                   "request bars still show)")] = False,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Evaluate every active model lacking results for the suite (current task versions and model revisions).
@@ -72,21 +73,19 @@ def evaluate(
 
       embedllm evaluate --plan
     """
-    import warehouse as wh
     from tasks.evaluate import evaluate as run, plan_evaluations
 
-    use_warehouse(warehouse)
+    db = resolve_warehouse(warehouse)
     if quiet:
         os.environ["TQDM_DISABLE"] = "1"          # lm-eval's and transformers' bars too
         for name in ("lm_eval", "transformers", "datasets", "tasks"):
             logging.getLogger(name).setLevel(logging.ERROR)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    with wh.session() as con:
-        if plan:
-            _print_plan(plan_evaluations(con, suite, model, limit, device=device))
-            return
-        outcomes = run(con, suite=suite, models=model, limit=limit, progress=not quiet, device=device)
+    if plan:
+        _print_plan(plan_evaluations(db, suite, model, limit, device=device))
+        return
+    outcomes = run(db, suite, models=model, limit=limit, device=device, wait=wait, progress=not quiet).outcomes
     if not outcomes:
         typer.echo("nothing to evaluate: every active model has results for every task of the suite")
         return

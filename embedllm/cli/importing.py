@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 import_app = typer.Typer(
     name="import", no_args_is_help=True,
@@ -37,39 +37,29 @@ def import_lm_eval(
         "embedllm/config/label_rules.yaml", show_default=False)] = None,
     revision: Annotated[Optional[str], typer.Option("--revision", help="model revision to record (default: the "
                                                     "one lm-eval logged)", show_default=False)] = None,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import an lm-eval output folder: one label per (model, question), checked against lm-eval's aggregates.
 
     Example: embedllm import lm-eval out/my-model --model my-org/my-model --label-rule truthfulqa_mc2=acc>0.5
     """
-    use_warehouse(warehouse)
-    import warehouse as wh
     from embedllm.labels import parse_overrides
-    from tasks.ingest_lm_eval import KIND, batches_from_results, read_lm_eval_dir
-    from tasks.load import load_batches
+    from tasks.ingest_lm_eval import import_lm_eval_dir
 
-    rules = parse_overrides(label_rule)
-    with _status(f"reading {directory}"):
-        results, samples = read_lm_eval_dir(directory)
-        batches = batches_from_results(results, samples, model=model, kind=KIND, source=str(directory),
-                                       rules=rules, model_revision=revision)
-    with wh.session() as con, _status("loading"):
-        report = load_batches(con, batches)
-        loaded = wh.query(con, "import_loads_by_id", [report.loaded]) if report.loaded else None
-    new_by_task = {r["task"]: r["n_new_questions"] for r in loaded.iter_rows(named=True)} if loaded is not None else {}
-    version = batches[0].meta.lm_eval_version if batches else None
+    db = resolve_warehouse(warehouse)
+    with _status(f"importing {directory}"):
+        done = import_lm_eval_dir(db, directory, model=model, rules=parse_overrides(label_rule), revision=revision,
+                                  wait=wait)
     typer.echo(f"lm-eval results from {directory} for model {model}"
-               + (f" (lm-eval {version})" if version else ""))
-    head = (f"  {'task':<24} {'benchmark':<16} {'rule':<30} {'labels':>7} {'new q':>6} {'mean':>7} {'lm-eval':>7}  "
-            "status  (mean = per-sample metric mean)")
-    typer.echo(head)
-    for b in batches:
-        skipped = f"{model}/{b.meta.task}" in report.skipped
-        agg = "" if b.meta.aggregate_value is None else f"{b.meta.aggregate_value:.4f}"
-        typer.echo(f"  {b.meta.task:<24} {b.rows['benchmark'][0]:<16} {b.meta.label_rule:<30} {b.rows.height:>7} "
-                   f"{new_by_task.get(b.meta.task, 0):>6} {b.rows['value'].mean():>7.4f} {agg:>7}  "
-                   f"{'already loaded' if skipped else 'loaded'}")
+               + (f" (lm-eval {done.lm_eval_version})" if done.lm_eval_version else ""))
+    typer.echo(f"  {'task':<24} {'benchmark':<16} {'rule':<30} {'labels':>7} {'new q':>6} {'mean':>7} {'lm-eval':>7}  "
+               "status  (mean = per-sample metric mean)")
+    for r in done.tasks:
+        agg = "" if r["aggregate"] is None else f"{r['aggregate']:.4f}"
+        typer.echo(f"  {r['task']:<24} {r['benchmark']:<16} {r['label_rule']:<30} {r['labels']:>7} "
+                   f"{r['new_questions']:>6} {r['mean']:>7.4f} {agg:>7}  {r['status']}")
+    report = done.load
     typer.echo(f"loaded {report.n_labels} labels, {report.n_new_questions} new questions, "
                f"{report.n_new_models} new model(s); {len(report.skipped)} task(s) skipped as already loaded "
                f"({report.seconds:.1f} s)")
@@ -79,6 +69,7 @@ def import_lm_eval(
 def import_embedllm_csv(
     directory: Annotated[Path, typer.Argument(help="folder with train.csv, val.csv, test.csv (and optionally "
                                               "question_order.csv, model_order.csv)", show_default=False)],
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Import the published EmbedLLM dataset layout, keeping its train/val/test split.
@@ -88,12 +79,11 @@ def import_embedllm_csv(
 
     Example: embedllm import embedllm-csv ~/data/EmbedLLM
     """
-    use_warehouse(warehouse)
-    import warehouse as wh
     from tasks.ingest_embedllm_csv import import_embedllm_csv as run_import
 
-    with wh.session() as con, _status(f"importing {directory}") as spinner:
-        s = run_import(con, directory, progress=lambda text: spinner.update(f"{directory}: {text}"))
+    db = resolve_warehouse(warehouse)
+    with _status(f"importing {directory}") as spinner:
+        s = run_import(db, directory, progress=lambda text: spinner.update(f"{directory}: {text}"), wait=wait).summary
     if s.already_loaded:
         typer.echo(f"{directory}: already loaded (same files, content {s.content_hash[:12]}); nothing changed "
                    f"({s.seconds['total']:.1f} s)")

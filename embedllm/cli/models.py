@@ -1,14 +1,15 @@
-"""`embedllm models add|list|remove|demo`: the model registry the evaluate stage reads."""
+"""`embedllm models add|list|remove|sync|demo`: the model registry the evaluate stage reads."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 models_app = typer.Typer(
     name="models", no_args_is_help=True,
@@ -16,6 +17,8 @@ models_app = typer.Typer(
          "Examples:\n\n"
          "  embedllm models add HuggingFaceTB/SmolLM2-135M-Instruct --tag small\n\n"
          "  embedllm models add ./my-model --gguf-file model.Q4_K_M.gguf --cost-per-mtok 0.2\n\n"
+         "  embedllm models add my-api-model --base-url http://127.0.0.1:8000/v1 --api-key-env MY_KEY\n\n"
+         "  embedllm models sync models.yaml\n\n"
          "  embedllm models list\n\n"
          "  embedllm models remove ./my-model")
 app.add_typer(models_app)
@@ -27,7 +30,7 @@ def _entry_row(e) -> dict:
     return {"name": e.name, "backend": e.backend, "revision": e.revision or "", "gguf_file": e.gguf_file or "",
             "variant": variant, "cost_per_mtok": "" if e.cost_per_mtok is None else f"{e.cost_per_mtok:g}",
             "tags": ",".join(e.tags), "trust_remote_code": "yes" if e.trust_remote_code else "",
-            "status": "active" if e.active else "removed", "source": e.source}
+            "endpoint": e.base_url or "", "status": "active" if e.active else "removed", "source": e.source}
 
 
 def _print_entries(entries: list, as_json: bool) -> None:
@@ -58,8 +61,9 @@ def add(
                                         ".gguf file)", show_default=False)],
     revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="Hub branch, tag or commit; part of "
                                                     "what 'already evaluated' means", show_default=False)] = None,
-    backend: Annotated[str, typer.Option("--backend", "-b", help="lm-eval model type: hf | vllm | "
-                                         "local-completions | ...")] = "hf",
+    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="lm-eval model type: hf | vllm | "
+                                                   "local-completions | ... [default: hf, local-completions with "
+                                                   "--base-url]", show_default=False)] = None,
     model_args: Annotated[Optional[str], typer.Option("--model-args", help="extra lm-eval model_args K=V,... "
                                                       "(e.g. dtype=float32,batch_size=4; pretrained=PATH makes NAME "
                                                       "a display name)", show_default=False)] = None,
@@ -76,6 +80,13 @@ def add(
                                                 "template (a prompting variant; give it its own NAME)")] = False,
     num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="few-shot examples for every task "
                                                        "(a prompting variant)", show_default=False)] = None,
+    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint root serving NAME "
+                                                    "(e.g. http://127.0.0.1:8000/v1): evaluated through lm-eval's "
+                                                    "local-completions, never downloaded", show_default=False)] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable "
+                                                       "holding the endpoint's key (read at run time, never stored)",
+                                                       show_default=False)] = None,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Register (or update) a model to evaluate. Nothing is downloaded; local paths must exist.
@@ -87,22 +98,23 @@ def add(
       embedllm models add ~/models/smollm2 --gguf-file SmolLM2-135M-Instruct.Q4_1.gguf
 
       embedllm models add smollm2-chat --model-args pretrained=~/models/smollm2 --gguf-file F.gguf --chat-template
-    """
-    import warehouse as wh
-    from embedllm.registry import add_model
 
-    use_warehouse(warehouse)
+      embedllm models add gpt-x --base-url http://127.0.0.1:8000/v1 --api-key-env GPT_X_KEY
+    """
+    from tasks.register import add_model
+
+    db = resolve_warehouse(warehouse)
     eval_args: dict = {}
     if chat_template:
         eval_args["apply_chat_template"] = True
     if num_fewshot is not None:
         eval_args["num_fewshot"] = num_fewshot
-    with wh.session() as con:
-        entry = add_model(con, name, revision=revision, backend=backend, model_args=model_args, gguf_file=gguf_file,
-                          trust_remote_code=trust_remote_code, cost_per_mtok=cost_per_mtok, tags=tag or (),
-                          eval_args=eval_args)
+    entry = add_model(db, name, revision=revision, backend=backend, model_args=model_args, gguf_file=gguf_file,
+                      trust_remote_code=trust_remote_code, cost_per_mtok=cost_per_mtok, tags=tag or (),
+                      eval_args=eval_args, base_url=base_url, api_key_env=api_key_env, wait=wait)
     typer.echo(f"registered {entry.name} (model_id {entry.model_id}, backend {entry.backend}"
                + (f", gguf {entry.gguf_file}" if entry.gguf_file else "")
+               + (f", endpoint {entry.base_url}" if entry.base_url else "")
                + (", trust_remote_code" if entry.trust_remote_code else "") + ")")
 
 
@@ -121,12 +133,9 @@ def list_(
 
       embedllm models list --all --json
     """
-    import warehouse as wh
-    from embedllm.registry import list_models
+    from tasks.register import list_models
 
-    use_warehouse(warehouse)
-    with wh.session() as con:
-        entries = list_models(con, include_removed=all_, include_imported=all_)
+    entries = list_models(resolve_warehouse(warehouse), include_removed=all_, include_imported=all_)
     _print_entries(entries, as_json)
 
 
@@ -134,6 +143,7 @@ def list_(
 def remove(
     name: Annotated[str, typer.Argument(help="registered name (as `embedllm models list` shows it)",
                                         show_default=False)],
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Stop evaluating a model; its labels, loads and evaluation history stay in the warehouse.
@@ -142,28 +152,46 @@ def remove(
 
       embedllm models remove HuggingFaceTB/SmolLM2-135M-Instruct
     """
-    import warehouse as wh
-    from embedllm.registry import remove_model
+    from tasks.register import remove_model
 
-    use_warehouse(warehouse)
-    with wh.session() as con:
-        entry = remove_model(con, name)
+    entry = remove_model(resolve_warehouse(warehouse), name, wait=wait)
     typer.echo(f"removed {entry.name} (history kept; `embedllm models add` re-activates it)")
 
 
+@models_app.command("sync")
+def sync(
+    file: Annotated[Path, typer.Argument(help="registry YAML file: `models:` with one entry per model, the fields of "
+                                         "`embedllm models add` (see embedllm/config/models.demo.yaml)",
+                                         show_default=False)],
+    wait: WaitOpt = 0.0,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Make the registry say what FILE says: add new entries, update changed ones, deactivate the ones it dropped.
+
+    Entries registered with `embedllm models add` are left alone; a deactivated model keeps its labels and history.
+
+    Example:
+
+      embedllm models sync models.yaml
+    """
+    from tasks.register import sync_registry
+
+    typer.echo(sync_registry(resolve_warehouse(warehouse), file, wait=wait).line())
+
+
 @models_app.command("demo")
-def demo(warehouse: WarehouseOpt = None) -> None:
+def demo(wait: WaitOpt = 0.0, warehouse: WarehouseOpt = None) -> None:
     """Register the demo models that ship on PyPI (SmolLM2-135M-Instruct GGUF, plain and chat-template; Gemma 3 270M).
+
+    The same as `embedllm models sync embedllm/config/models.demo.yaml`.
 
     Example:
 
       embedllm models demo && embedllm evaluate --suite demo --limit 20
     """
-    import warehouse as wh
-    from embedllm.registry import list_models, register_demo_models
+    from embedllm.registry import DEMO_REGISTRY
+    from tasks.register import list_models, sync_registry
 
-    use_warehouse(warehouse)
-    with wh.session() as con:
-        names = register_demo_models(con)
-        entries = [e for e in list_models(con) if e.name in names]
-    _print_entries(entries, as_json=False)
+    db = resolve_warehouse(warehouse)
+    names = {c.name for c in sync_registry(db, DEMO_REGISTRY, wait=wait).changes}
+    _print_entries([e for e in list_models(db) if e.name in names], as_json=False)

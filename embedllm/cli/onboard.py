@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 
 def print_result(result) -> None:
@@ -47,6 +47,7 @@ def onboard(
     device: Annotated[Optional[str], typer.Option("--device", help="torch device for lm-eval (default: "
                                                   "$EMBEDLLM_DEVICE, else cuda/mps/cpu)", show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or lm-eval logging")] = False,
+    wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Onboard a new model without retraining: evaluate it on a few chosen questions, fit its embedding.
@@ -62,14 +63,12 @@ def onboard(
 
       embedllm onboard ./my-model --questions 64 --run 20250101T120000-1a2b3c
     """
-    import warehouse as wh
     from tasks.onboard import onboard as run_onboard
 
-    use_warehouse(warehouse)
+    db = resolve_warehouse(warehouse)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
-    with wh.session() as con:
-        result = run_onboard(con, name, n_questions=questions, run_id=run, suite=suite, seed=seed,
-                             progress=not quiet, device=device)
+    result = run_onboard(db, name, questions, run_id=run, suite=suite, seed=seed, device=device, wait=wait,
+                         progress=not quiet)
     print_result(result)
     typer.echo(f"done in {time.perf_counter() - t0:.0f} s")

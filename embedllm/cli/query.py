@@ -86,10 +86,10 @@ def sql(
 
     Example: embedllm sql "SELECT * FROM leaderboard WHERE benchmark = 'gsm8k'" --format csv
     """
-    use_warehouse(warehouse)
     import warehouse as wh
+    from embedllm.cli.app import resolve_warehouse
 
-    with wh.session(read_only=True) as con:
+    with wh.session(resolve_warehouse(warehouse), read_only=True) as con:
         frame = run_sql(con, statement)
     typer.echo(render(frame, fmt))
 
