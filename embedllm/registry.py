@@ -457,9 +457,14 @@ def _entry_from_mapping(item: Any, i: int, path: Path) -> ModelEntry:
         raise _file_error(path, where, str(exc)) from exc
 
 
+def registry_path(name: str | os.PathLike) -> Path:
+    """Return the registry file a name stands for: `demo` is the packaged demo registry, anything else a path."""
+    return DEMO_REGISTRY if str(name) == "demo" else Path(name).expanduser().resolve()
+
+
 def read_registry_file(path: str | os.PathLike) -> list[ModelEntry]:
     """Return the entries of a registry YAML file (`models: [...]`); one-line ConfigError naming file and entry."""
-    path = Path(path).expanduser().resolve()
+    path = registry_path(path)
     if not path.is_file():
         raise ConfigError(f"registry file {path} does not exist: give a YAML file with `models: [...]` "
                           f"(the demo one is {DEMO_REGISTRY})")

@@ -39,11 +39,12 @@ def dask_runner(n_workers: int = DASK_WORKERS, processes: bool = True, address: 
 
 
 @flow(name="evaluate-models", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = False) -> tuple[list, StageReport]:
-    """Evaluate every job on this flow's task runner, updating a progress artifact per model; return outcomes."""
+def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = False,
+                    progress_id: str | None = None) -> tuple[list, StageReport]:
+    """Evaluate every job on this flow's task runner, updating the caller's progress artifact; return outcomes."""
     t0 = time.perf_counter()
-    progress = create_progress_artifact(0.0, key="evaluation-progress",
-                                        description=f"0 of {len(jobs)} models evaluated")
+    progress = progress_id or create_progress_artifact(0.0, key="evaluation-progress",
+                                                       description=f"0 of {len(jobs)} models evaluated")
     task = steps.evaluate_model.with_options(refresh_cache=refresh_cache or None)
     futures = {task.submit(job, staging, scope): job for job in jobs}
     outcomes = []
@@ -68,23 +69,36 @@ def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes
                                         task_runner=dask_runner(dask_workers, dask_processes, dask_address))
 
 
+def evaluation(db: str, *, registry: str | None, suite: str, models: list[str] | None, limit: int | None,
+               device: str | None, dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
+               dask_address: str | None = None, refresh_cache: bool = False) -> list[StageReport]:
+    """Run the evaluation steps in the calling flow (so their artifacts land on it); return the stage reports."""
+    reports = [steps.sync_registry(db, registry)] if registry else []
+    reports.append(steps.recover_staging(db))
+    plan = steps.plan_evaluations(db, suite, models, limit, device)
+    reports.append(plan.report)
+    if plan.jobs:
+        progress = create_progress_artifact(0.0, key="evaluation-progress",
+                                            description=f"0 of {len(plan.jobs)} models evaluated")
+        evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
+        outcomes, evaluated = evaluate_all(plan.jobs, steps.evaluation_staging(db), plan.scope, refresh_cache,
+                                           progress_id=progress)
+        reports += [evaluated, steps.load(db, outcomes)]
+    steps.publish_leaderboard(db)
+    return reports
+
+
 @flow(name="evaluate")
-def evaluate(suite: str = "demo", models: list[str] | None = None, limit: int | None = None, dask: bool = False,
-             dask_workers: int = DASK_WORKERS, dask_processes: bool = True, dask_address: str | None = None,
-             registry: str | None = None, device: str | None = None, refresh_cache: bool = False,
-             lock_wait: float = 0.0, warehouse: str | None = None) -> list[StageReport]:
+def evaluate(warehouse: str | None = None, registry: str | None = None, suite: str = "demo",
+             models: list[str] | None = None, limit: int | None = None, device: str | None = None,
+             dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
+             dask_address: str | None = None, refresh_cache: bool = False, lock_wait: float = 0.0
+             ) -> list[StageReport]:
     """Sync REGISTRY (a registry file) if given, evaluate the models lacking results, load them; return the reports."""
     db = str(settings.resolve_warehouse(warehouse))
     with run_lock(db, wait=lock_wait, what="evaluate flow"):
-        reports = [steps.sync_registry(db, registry)] if registry else []
-        reports.append(steps.recover_staging(db))
-        staging = steps.evaluation_staging(db)
-        plan = steps.plan_evaluations(db, suite, models, limit, device)
-        reports.append(plan.report)
-        if plan.jobs:
-            evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
-            outcomes, evaluated = evaluate_all(plan.jobs, staging, plan.scope, refresh_cache)
-            reports += [evaluated, steps.load(db, outcomes)]
-        steps.publish_leaderboard(db)
+        reports = evaluation(db, registry=registry, suite=suite, models=models, limit=limit, device=device,
+                             dask=dask, dask_workers=dask_workers, dask_processes=dask_processes,
+                             dask_address=dask_address, refresh_cache=refresh_cache)
         steps.publish_stages(reports, "Evaluation stages")
         return reports

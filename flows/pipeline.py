@@ -1,11 +1,17 @@
-"""The `pipeline` flow: the whole job, in order.
+"""The `pipeline` flow: the whole job, in order, as one Prefect run whose artifacts all sit on it.
 
-    evaluate (models lacking results) -> load -> validate -> embed (new questions) -> train -> forecast
+    register (sync the registry file) -> resume -> plan -> evaluate (fanned out) -> load -> validate
+    -> embed (new questions) -> train -> forecast -> report
 
-One pipeline run per warehouse at a time (a file lock beside it). Every stage commits in one transaction, so a
-run killed anywhere leaves the warehouse as it was before that stage, and the next run completes the job
-(staging files written before the kill are committed first). A failed validation stops the run before
-embedding and training.
+`embedllm run` and the deployments in prefect.yaml call this flow with the same parameters and defaults. The
+steps are Prefect tasks called from this flow directly (only the per-model evaluation runs in a subflow, so it
+can use a Dask task runner), so every artifact (leaderboard, evaluation progress, validation summary, Data Docs,
+training metrics, benchmark forecasts, report, stage reports) is on the pipeline run itself; a run that fails
+still publishes the reports of the stages it ran and names the stage that failed.
+
+One writer per warehouse at a time (the run lock beside it). Every stage commits in transactions, so a run killed
+anywhere leaves whole results only; the next run commits staging files left behind first and completes the job.
+A failed validation stops the run before embedding and training.
 """
 
 from __future__ import annotations
@@ -18,9 +24,8 @@ from embedllm import settings
 from embedllm.errors import PipelineStopped
 from embedllm.locking import run_lock
 from flows import steps
-from flows.evaluate import DASK_WORKERS, evaluate
+from flows.evaluate import DASK_WORKERS, evaluation
 from flows.reporting import StageReport, data_docs_index
-from flows.train import train
 
 
 @dataclass
@@ -42,29 +47,30 @@ def stop_message(check: steps.ValidationOutcome) -> str:
 
 
 @flow(name="pipeline")
-def pipeline(suite: str | None = "demo", models: list[str] | None = None, limit: int | None = None,
-             embedder: str | None = None, preset: str = "default", device: str | None = None,
-             dask: bool = False, dask_workers: int = DASK_WORKERS, dask_address: str | None = None,
-             skip_eval: bool = False, register_demo: bool = False, force: bool = False,
-             lock_wait: float = 0.0) -> PipelineResult:
-    """Evaluate, load, validate, embed, train and forecast; return what was produced."""
-    with run_lock(wait=lock_wait, what="pipeline flow"):
-        reports: list[StageReport] = []
-        if not skip_eval:
-            reports += evaluate(suite=suite or "demo", models=models, limit=limit, dask=dask,
-                                dask_workers=dask_workers, dask_address=dask_address, register_demo=register_demo,
-                                device=device, lock_wait=lock_wait)
-        check = steps.validate(suite, force)
-        reports.append(check.report)
-        if not check.success:
+def pipeline(warehouse: str | None = None, registry: str | None = "demo", suite: str = "demo",
+             models: list[str] | None = None, limit: int | None = None, embedder: str | None = None,
+             preset: str = "default", device: str | None = None, dask: bool = False,
+             dask_workers: int = DASK_WORKERS, dask_address: str | None = None, skip_eval: bool = False,
+             force: bool = False, lock_wait: float = 0.0) -> PipelineResult:
+    """Sync the registry, evaluate what is missing, load, validate, embed, train, forecast; return what was made."""
+    db = str(settings.resolve_warehouse(warehouse))
+    reports: list[StageReport] = []
+    with run_lock(db, wait=lock_wait, what="pipeline flow"):
+        try:
+            if not skip_eval:
+                reports += evaluation(db, registry=registry, suite=suite, models=models, limit=limit, device=device,
+                                      dask=dask, dask_workers=dask_workers, dask_address=dask_address)
+            check = steps.validate(db, suite, force)
+            reports.append(check.report)
+            if not check.success:
+                raise PipelineStopped(stop_message(check))
+            embedded = steps.embed_questions(db, embedder, device)
+            reports.append(embedded)
+            new_vectors = embedded.rows.get("question_embeddings", 0) > 0
+            run = steps.train(db, preset, device, embedder, force or new_vectors)
+            reports += [run.report, steps.forecast(db, run.run_id, refresh=run.trained),
+                        steps.publish_report(db, run.run_id, rebuild=run.trained)]
+        finally:
             steps.publish_stages(reports)
-            raise PipelineStopped(stop_message(check))
-        embedded = steps.embed_questions(embedder, device)
-        reports.append(embedded)
-        new_vectors = embedded.rows.get("question_embeddings", 0) > 0
-        trained = train(preset=preset, device=device, embedder=embedder, force=force or new_vectors,
-                        lock_wait=lock_wait)
-        reports += trained.reports
-        steps.publish_stages(reports)
-        return PipelineResult(warehouse=str(settings.warehouse_path()), validation_run=check.run_id,
-                              training_run=trained.run_id, stages=[asdict(r) for r in reports])
+    return PipelineResult(warehouse=db, validation_run=check.run_id, training_run=run.run_id,
+                          stages=[asdict(r) for r in reports])

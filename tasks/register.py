@@ -163,7 +163,7 @@ def remove_model(db: str | Path, name: str, *, wait: float = 0.0) -> ModelEntry:
 def sync_registry(db: str | Path, path: str | Path, *, wait: float = 0.0) -> SyncReport:
     """Return what syncing the registry file PATH into the warehouse changed; raise if no model is left active."""
     wanted = [registry.validated(e) for e in registry.read_registry_file(path)]   # no connection open
-    file = str(Path(path).expanduser().resolve())
+    file = str(registry.registry_path(path))
     result = SyncReport(path=file)
     with stage.writing(db, "register", wait=wait) as report:
         with stage.session(db) as con, warehouse.transaction(con):

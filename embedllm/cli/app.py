@@ -41,11 +41,3 @@ WaitOpt = Annotated[
 @app.callback()
 def _root() -> None:
     """Learn compact embeddings of LLMs; route questions; forecast benchmark accuracy."""
-
-
-def use_warehouse(path: Path | None) -> None:
-    """TEMP (h2-data branch only, drop at merge): lets commands not yet ported to resolve_warehouse import."""
-    import os
-
-    if path is not None:
-        os.environ[settings.WAREHOUSE_ENV] = str(path)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 from embedllm.errors import EmbedLLMError
 
 TABLE_MAX_ROWS = 200
@@ -87,7 +87,6 @@ def sql(
     Example: embedllm sql "SELECT * FROM leaderboard WHERE benchmark = 'gsm8k'" --format csv
     """
     import warehouse as wh
-    from embedllm.cli.app import resolve_warehouse
 
     with wh.session(resolve_warehouse(warehouse), read_only=True) as con:
         frame = run_sql(con, statement)
@@ -120,20 +119,19 @@ def status(
 
     Example: embedllm status --warehouse /tmp/test.duckdb
     """
-    use_warehouse(warehouse)
     import warehouse as wh
-    from embedllm import settings
 
-    with wh.session(read_only=True) as con:
+    db = resolve_warehouse(warehouse)
+    with wh.session(db, read_only=True) as con:
         sections = status_sections(con)
     if fmt == Format.json:
-        typer.echo(json.dumps({"warehouse": str(settings.warehouse_path()),
+        typer.echo(json.dumps({"warehouse": str(db),
                                **{t: f.to_dicts() for t, f in sections}}, default=str, indent=1))
         return
     if fmt == Format.csv:
         for title, frame in sections:
             typer.echo(f"# {title}\n{render(frame, Format.csv)}\n")
         return
-    typer.echo(f"warehouse {settings.warehouse_path()}\n")
+    typer.echo(f"warehouse {db}\n")
     for title, frame in sections:
         typer.echo(render(frame, Format.table, title=f"== {title}", max_rows=None) + "\n")

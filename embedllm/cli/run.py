@@ -25,7 +25,7 @@ from typing import Annotated, Iterator, Optional
 import typer
 
 from embedllm import settings
-from embedllm.cli.app import WarehouseOpt, app, use_warehouse
+from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 
 DEMO_SUITE = "demo"
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
@@ -159,8 +159,11 @@ def example_commands(warehouse_flag: str) -> list[str]:
 
 @app.command()
 def run(
-    suite: Annotated[Optional[str], typer.Option(help="Benchmark suite: a name in embedllm/config/suites/ or a "
-                                                      "YAML path [default: demo]", show_default=False)] = None,
+    suite: Annotated[str, typer.Option(help="Benchmark suite: a name in embedllm/config/suites/ or a YAML path")
+                     ] = "demo",
+    registry: Annotated[str, typer.Option(help="Registry file synced into the warehouse first (adds, updates, "
+                                               "deactivates models): `demo` (the packaged demo models), a YAML "
+                                               "path, or `none` to use the models registered already")] = "demo",
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Evaluate only this registered "
                                                        "model (repeatable) [default: every active model]",
                                                        show_default=False)] = None,
@@ -176,7 +179,8 @@ def run(
     preset: Annotated[str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default or paper")
                       ] = "default",
     embedder: Annotated[Optional[str], typer.Option(help="Question embedder: name or local path [default: "
-                                                         "all-MiniLM-L6-v2, packaged]", show_default=False)] = None,
+                                                         "all-MiniLM-L6-v2, installed by the set-up]",
+                                                    show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option(help="torch device for embedding and training [default: cuda "
                                                        "if present, else cpu]", show_default=False)] = None,
     skip_eval: Annotated[bool, typer.Option("--skip-eval", help="Skip evaluation: validate, embed and train on "
@@ -196,23 +200,20 @@ def run(
 
     Example: embedllm run --limit 20 --dask --warehouse /tmp/demo.duckdb      (a quicker look)
     """
-    use_warehouse(warehouse)
+    db = resolve_warehouse(warehouse)
     t0 = time.perf_counter()
-    resolved_suite = suite or (None if skip_eval else DEMO_SUITE)
-    is_demo = resolved_suite in (DEMO_SUITE, None)
-    if is_demo:
+    if suite == DEMO_SUITE:
         for key, value in OFFLINE_ENV.items():
             os.environ.setdefault(key, value)
     api = EphemeralAPI.start()  # boots while the pipeline modules import
 
     from flows.pipeline import pipeline
-    from embedllm.embedders import DEMO_EMBEDDER
 
     with prefect_api(api) as target:
-        result = pipeline(suite=resolved_suite, models=model or None, limit=limit,
-                          embedder=embedder or (DEMO_EMBEDDER if is_demo else None), preset=preset, device=device,
+        result = pipeline(warehouse=str(db), registry=None if registry.lower() == "none" else registry, suite=suite,
+                          models=model or None, limit=limit, embedder=embedder, preset=preset, device=device,
                           dask=dask, dask_workers=dask_workers, dask_address=dask_address, skip_eval=skip_eval,
-                          register_demo=is_demo and not model and not skip_eval, force=force, lock_wait=wait)
+                          force=force, lock_wait=wait)
     print_summary(result, time.perf_counter() - t0, warehouse is not None, target)
 
 
@@ -227,7 +228,7 @@ def print_summary(result, seconds: float, explicit_warehouse: bool, prefect: str
     typer.echo(f"Warehouse: {result.warehouse}")
     typer.echo(f"Prefect:   {prefect}")
     flag = f" -w {shlex.quote(result.warehouse)}" if explicit_warehouse or \
-        Path(result.warehouse) != settings.DEFAULT_WAREHOUSE else ""
+        Path(result.warehouse) != settings.default_warehouse() else ""
     typer.echo("\nTry:")
     for cmd in example_commands(flag):
         typer.echo(f"  {cmd}")
