@@ -14,6 +14,7 @@ the rest.
 from __future__ import annotations
 
 import time
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -43,7 +44,7 @@ def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = 
                     progress_id: str | None = None) -> tuple[list, StageReport]:
     """Evaluate every job on this flow's task runner, updating the caller's progress artifact; return outcomes."""
     t0 = time.perf_counter()
-    progress = progress_id or create_progress_artifact(0.0, key="evaluation-progress",
+    progress = UUID(progress_id) if progress_id else create_progress_artifact(0.0, key="evaluation-progress",
                                                        description=f"0 of {len(jobs)} models evaluated")
     task = steps.evaluate_model.with_options(refresh_cache=refresh_cache or None)
     futures = {task.submit(job, staging, scope): job for job in jobs}
@@ -82,7 +83,7 @@ def evaluation(db: str, *, registry: str | None, suite: str, models: list[str] |
                                             description=f"0 of {len(plan.jobs)} models evaluated")
         evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
         outcomes, evaluated = evaluate_all(plan.jobs, steps.evaluation_staging(db), plan.scope, refresh_cache,
-                                           progress_id=progress)
+                                           progress_id=str(progress))
         reports += [evaluated, steps.load(db, outcomes)]
     steps.publish_leaderboard(db)
     return reports

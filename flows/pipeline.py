@@ -60,7 +60,7 @@ def pipeline(warehouse: str | None = None, registry: str | None = "demo", suite:
             if not skip_eval:
                 reports += evaluation(db, registry=registry, suite=suite, models=models, limit=limit, device=device,
                                       dask=dask, dask_workers=dask_workers, dask_address=dask_address)
-            check = steps.validate(db, suite, force)
+            check = steps.validate(db, None if skip_eval else suite, force)   # imported data: the whole matrix
             reports.append(check.report)
             if not check.success:
                 raise PipelineStopped(stop_message(check))

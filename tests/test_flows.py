@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 import warehouse
-from embedllm import settings
 from embedllm.locking import RunLocked, describe_holder, holder_of, is_locked, lock_path, run_lock
 
-ROOT = settings.PROJECT_ROOT
+ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_FLOWS = {"pipeline", "evaluate", "evaluate-models", "train"}
 
 
@@ -205,8 +204,7 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
 
     load._commit_one = commit_then_die
-    with warehouse.session(sys.argv[1]) as con:
-        recover_staging(con, Path(sys.argv[2]))
+    recover_staging(sys.argv[1])
     print("not killed", flush=True)
 """)
 
@@ -256,10 +254,9 @@ def mini_suite(tmp_path_factory) -> str:
 
 def register(db: Path, paths: list[str]) -> list[str]:
     """Register local model folders in the warehouse at db; return their registry names."""
-    from embedllm.registry import add_model
+    from tasks.register import add_model
 
-    with warehouse.session(db) as con:
-        return [add_model(con, p).name for p in paths]
+    return [add_model(db, p).name for p in paths]
 
 
 @pytest.fixture
@@ -286,7 +283,8 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefe
     from flows.pipeline import pipeline
     from embedllm.embedders import DEMO_EMBEDDER
 
-    result = pipeline(suite=mini_suite, models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    result = pipeline(warehouse=str(warehouse_path), registry=None, suite=mini_suite, models=tiny_warehouse,
+                      limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
     stages = {s["stage"]: s for s in result.stages}
     assert list(stages) == ["resume", "plan", "evaluate", "load", "validate", "embed", "train", "forecast",
                             "report"]
@@ -305,7 +303,8 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefe
 
     counts = {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}")
               for t in ("eval_runs", "correctness", "validation_runs", "training_runs", "question_embeddings")}
-    again = pipeline(suite=mini_suite, models=tiny_warehouse, limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    again = pipeline(warehouse=str(warehouse_path), registry=None, suite=mini_suite, models=tiny_warehouse,
+                     limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
     assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "plan", "embed"]
     assert not any(s["rows"] for s in again.stages)
     assert counts == {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}") for t in counts}
@@ -326,7 +325,8 @@ def test_pipeline_stops_before_embedding_and_training_when_validation_fails(pref
     with warehouse.session(warehouse_path) as con:
         load_batches(con, [Batch(Meta(kind="embedllm-csv", content_hash="h1"), pl.DataFrame(rows))])
     with pytest.raises(PipelineStopped, match=r"validation run \S+ failed.*before embedding and training"):
-        pipeline(skip_eval=True, suite=None, embedder="all-MiniLM-L6-v2")
+        pipeline(warehouse=str(warehouse_path), skip_eval=True)
+    assert "| validate |" in artifact("stage-reports").data      # published although the run failed
     assert scalar(warehouse_path, "SELECT count(*) FROM validation_runs WHERE NOT success") == 1
     assert scalar(warehouse_path, "SELECT count(*) FROM question_embeddings") == 0
     assert scalar(warehouse_path, "SELECT count(*) FROM training_runs") == 0
@@ -340,7 +340,7 @@ def test_pipeline_refuses_a_second_run_on_the_same_warehouse(prefect_harness, wa
 
     holder = lock_holder()
     with pytest.raises(RunLocked, match=f"PID {holder.pid}"):
-        pipeline(skip_eval=True)
+        pipeline(warehouse=str(warehouse_path), skip_eval=True)
     monkeypatch.setattr(sys, "argv", ["embedllm", "run", "--skip-eval", "-w", str(warehouse_path)])
     with pytest.raises(SystemExit) as exit_:
         main()
@@ -352,13 +352,13 @@ def test_pipeline_refuses_a_second_run_on_the_same_warehouse(prefect_harness, wa
 @pytest.fixture(scope="session")
 def tiny_staging(tmp_path_factory, tiny_models, mini_suite) -> dict:
     """A warehouse with the tiny models registered plus the staging Parquet of their evaluation (not loaded)."""
-    from tasks.evaluate import plan_evaluations, run_evaluation
+    from tasks.evaluate import plan_evaluations
+    from tasks.lm_eval_run import run_evaluation
 
     root = tmp_path_factory.mktemp("tiny_staging")
     db, staging = root / "wh.duckdb", root / "staging"
     names = register(db, tiny_models)
-    with warehouse.session(db) as con:
-        jobs = plan_evaluations(con, mini_suite, names, TINY_LIMIT)
+    jobs = plan_evaluations(db, mini_suite, names, TINY_LIMIT)
     outcomes = [run_evaluation(job, staging) for job in jobs]
     assert not any(o.failed for o in outcomes)
     return {"db": db, "staging": staging, "names": names, "suite": mini_suite,
@@ -374,7 +374,7 @@ def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_i
     from tasks.evaluate import evaluation_staging
 
     shutil.copy(tiny_staging["db"], warehouse_path)
-    staging = evaluation_staging()
+    staging = evaluation_staging(warehouse_path)
     shutil.copytree(tiny_staging["staging"], staging)
     killed = subprocess.run([sys.executable, "-c", KILLER, str(warehouse_path), str(staging)], capture_output=True,
                             text=True, timeout=300)
@@ -385,7 +385,8 @@ def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_i
         warehouse_path, "SELECT sum(n_labels) FROM loads")
     assert len(list(staging.glob("*.parquet"))) == tiny_staging["n_results"] - 1
 
-    reports = evaluate(suite=tiny_staging["suite"], models=tiny_staging["names"], limit=TINY_LIMIT)
+    reports = evaluate(warehouse=str(warehouse_path), suite=tiny_staging["suite"], models=tiny_staging["names"],
+                       limit=TINY_LIMIT)
     by_stage = {r.stage: r for r in reports}
     assert "evaluate" not in by_stage, "the rerun called lm-eval for results that were in staging"
     assert by_stage["resume"].rows["correctness"] > 0
@@ -401,8 +402,7 @@ def one_task_job(db: Path, name: str, suite: str):
 
     from tasks.evaluate import plan_evaluations
 
-    with warehouse.session(db) as con:
-        job = plan_evaluations(con, suite, [name], 2)[0]
+    job = plan_evaluations(db, suite, [name], 2)[0]
     return dataclasses.replace(job, tasks=job.tasks[:1])
 
 
@@ -428,11 +428,12 @@ def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(pre
     assert all(Path(f).exists() for t in third.tasks for f in t.staging_files)
 
 
-def evaluate_on_dask(names: list[str], suite: str, processes: bool) -> list:
+def evaluate_on_dask(db: Path, names: list[str], suite: str, processes: bool) -> list:
     """Run the evaluate flow with per-model evaluation on a 2-worker local Dask cluster; return its reports."""
     from flows.evaluate import evaluate
 
-    return evaluate(suite=suite, models=names, limit=2, dask=True, dask_workers=2, dask_processes=processes)
+    return evaluate(warehouse=str(db), suite=suite, models=names, limit=2, dask=True, dask_workers=2,
+                    dask_processes=processes)
 
 
 def check_dask_run(db: Path, names: list[str], reports: list) -> None:
@@ -450,13 +451,13 @@ def check_dask_run(db: Path, names: list[str], reports: list) -> None:
 
 def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(prefect_harness, tiny_warehouse,
                                                                      warehouse_path, mini_suite):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(tiny_warehouse, mini_suite, False))
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, False))
 
 
 @pytest.mark.slow
 def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(prefect_harness, tiny_warehouse,
                                                                        warehouse_path, mini_suite):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(tiny_warehouse, mini_suite, True))
+    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, True))
 
 
 def test_dask_runner_uses_a_local_two_worker_cluster_or_an_existing_one():
