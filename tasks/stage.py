@@ -9,6 +9,7 @@ transaction, and returns a result carrying a StageReport: seconds, rows added pe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,9 @@ import duckdb
 import warehouse
 from embedllm.locking import run_lock
 
-DUCKDB_WAIT_SECONDS = 60.0   # how long a session waits for the DuckDB file held by another process (a reader)
+DUCKDB_WAIT_SECONDS = 5.0    # how long a session waits for the DuckDB file held by another process (a reader);
+                             # a stage called with wait=W waits up to W instead, when that is longer
+_file_wait: contextvars.ContextVar[float] = contextvars.ContextVar("duckdb_file_wait", default=DUCKDB_WAIT_SECONDS)
 # Tables whose row counts every stage report shows (those that exist in the warehouse at the time).
 COUNTED_TABLES = ("models", "questions", "correctness", "loads", "eval_runs", "validation_runs",
                   "question_embeddings", "training_runs", "correctness_forecasts", "benchmark_forecasts")
@@ -59,7 +62,7 @@ def added_rows(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 def session(db: str | Path, *, read_only: bool = False) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
     """Return a short warehouse session that waits for a briefly held file (the stages' only way in)."""
-    return warehouse.session(db, read_only=read_only, wait=DUCKDB_WAIT_SECONDS)
+    return warehouse.session(db, read_only=read_only, wait=_file_wait.get())
 
 
 @contextlib.contextmanager
@@ -71,10 +74,14 @@ def writing(db: str | Path, name: str, *, wait: float = 0.0) -> Iterator[StageRe
     """
     report = StageReport(stage=name)
     t0 = time.perf_counter()
-    with run_lock(db, wait=wait, what=name):
-        with session(db) as con:
-            before = table_counts(con)
-        yield report
-        with session(db) as con:
-            report.rows = added_rows(before, table_counts(con))
+    token = _file_wait.set(max(DUCKDB_WAIT_SECONDS, wait))
+    try:
+        with run_lock(db, wait=wait, what=name):
+            with session(db) as con:
+                before = table_counts(con)
+            yield report
+            with session(db) as con:
+                report.rows = added_rows(before, table_counts(con))
+    finally:
+        _file_wait.reset(token)
     report.seconds = time.perf_counter() - t0
