@@ -8,7 +8,6 @@ task names, group names or globs); callers pass overrides (from `--label-rule TA
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import functools
 import re
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from embedllm import settings
+from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
 
 DEFAULT_FILTER = "none"
@@ -97,9 +97,7 @@ def rule_for(task: str, overrides: dict[str, LabelRule | str] | None = None, *, 
             if name is not None and (rule := _lookup(name, source)) is not None:
                 return rule
     known = sorted(set(given) | set(table))
-    close = difflib.get_close_matches(task, known, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise ConfigError(f"no label rule for task {task}{hint}: pass --label-rule {task}=METRIC[,FILTER][>THRESHOLD] "
+    raise ConfigError(f"no label rule for task {task}{did_you_mean(task, known, substring=False)}: pass --label-rule {task}=METRIC[,FILTER][>THRESHOLD] "
                       f"or add it to {RULES_FILE}")
 
 

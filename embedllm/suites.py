@@ -18,7 +18,6 @@ lm-eval's TaskManager (with the suite's include_path) and returns each task's cu
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -31,6 +30,7 @@ from typing import Any
 import yaml
 
 from embedllm import settings
+from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
 from embedllm.labels import LabelRule, rule_for
 
@@ -94,9 +94,8 @@ class TaskInfo:
 
 
 def _hint(name: str, choices: list[str]) -> str:
-    """Return ' (did you mean X?)' for the closest of CHOICES, or ''."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    """Return ' (did you mean X?)' for the closest of CHOICES, or '' (embedllm.common.did_you_mean, no substrings)."""
+    return did_you_mean(name, choices, substring=False)
 
 
 def available_suites() -> list[str]:

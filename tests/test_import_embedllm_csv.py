@@ -64,8 +64,8 @@ EXPECTED = {("m/a", 10): 1, ("m/b", 10): 0, ("m/a", 11): 1, ("m/b", 11): 1, ("m/
 
 
 @pytest.mark.parametrize("order_files", [True, False], ids=["with-order-files", "split-files-only"])
-def test_handmade_dataset_resolves_duplicates_by_max_and_counts_them(con, tmp_path, order_files):
-    s = import_embedllm_csv(con, write_dataset(tmp_path / "d", order_files=order_files))
+def test_handmade_dataset_resolves_duplicates_by_max_and_counts_them(con, warehouse_path, tmp_path, order_files):
+    s = import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", order_files=order_files)).summary
     assert (s.n_rows, s.n_pairs, s.n_duplicate_pairs, s.n_extra_rows, s.n_conflicts) == (13, 8, 4, 5, 2)
     assert (s.n_models, s.n_questions) == (2, 4)
     assert _labels(con) == EXPECTED
@@ -73,8 +73,8 @@ def test_handmade_dataset_resolves_duplicates_by_max_and_counts_them(con, tmp_pa
         ("m/a", "geo", 1.0), ("m/a", "math", 0.5), ("m/b", "geo", 1.0), ("m/b", "math", 0.0)]
 
 
-def test_dataset_split_category_and_prompt_text_are_kept(con, tmp_path):
-    import_embedllm_csv(con, write_dataset(tmp_path / "d"))
+def test_dataset_split_category_and_prompt_text_are_kept(con, warehouse_path, tmp_path):
+    import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d"))
     rows = con.sql("SELECT doc_id, question_id, benchmark, task, split, prompt, source FROM questions "
                    "ORDER BY doc_id").fetchall()
     assert [r[0] for r in rows] == [10, 11, 12, 13]
@@ -85,66 +85,66 @@ def test_dataset_split_category_and_prompt_text_are_kept(con, tmp_path):
     assert {r[6] for r in rows} == {"embedllm-csv"}
 
 
-def test_importing_the_same_files_twice_changes_nothing(con, tmp_path):
+def test_importing_the_same_files_twice_changes_nothing(con, warehouse_path, tmp_path):
     d = write_dataset(tmp_path / "d")
-    first = import_embedllm_csv(con, d)
-    second = import_embedllm_csv(con, d)
+    first = import_embedllm_csv(warehouse_path, d).summary
+    second = import_embedllm_csv(warehouse_path, d).summary
     assert not first.already_loaded and second.already_loaded
     assert con.sql("SELECT count(*) FROM loads").fetchall()[0][0] == 1
     details = con.sql("SELECT details->>'n_conflicts', details->>'duplicate_rule' FROM loads").fetchall()
     assert details == [("2", "max")]
 
 
-def test_prompt_under_several_categories_or_splits_is_one_question(con, tmp_path):
+def test_prompt_under_several_categories_or_splits_is_one_question(con, warehouse_path, tmp_path):
     extra = [("train", {"prompt_id": 13, "model_id": 1, "category_id": 5, "label": 0, "prompt": "Q13",
                         "model_name": "m/b", "category": "abc"})]
-    s = import_embedllm_csv(con, write_dataset(tmp_path / "d", extra=extra))
+    s = import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", extra=extra)).summary
     assert (s.n_multi_category_prompts, s.n_multi_split_prompts, s.n_questions) == (1, 1, 4)
     assert con.sql("SELECT benchmark, split FROM questions WHERE doc_id = 13").fetchall() == [("abc", "test")]
     assert _labels(con)[("m/b", 13)] == 1 and s.n_conflicts == 3
 
 
-def test_missing_column_names_file_and_column(con, tmp_path):
+def test_missing_column_names_file_and_column(con, warehouse_path, tmp_path):
     d = write_dataset(tmp_path / "d")
     header = [c for c in HEADER if c != "label"]
     with open(d / "val.csv", "w", newline="") as fh:
         csv.writer(fh).writerow(header)
     with pytest.raises(InputError, match=r"val\.csv: missing column 'label'"):
-        import_embedllm_csv(con, d)
+        import_embedllm_csv(warehouse_path, d)
 
 
-def test_label_outside_zero_one_names_file_and_row(con, tmp_path):
+def test_label_outside_zero_one_names_file_and_row(con, warehouse_path, tmp_path):
     rows = {**ROWS, "test": [(13, 0, 0), (13, 1, 1), (13, 0, 2)]}
     with pytest.raises(InputError, match=r"test\.csv: row 3 .*label '2' is outside \{0, 1\}"):
-        import_embedllm_csv(con, write_dataset(tmp_path / "d", rows))
+        import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", rows))
     assert con.sql("SELECT count(*) FROM correctness").fetchall()[0][0] == 0
 
 
-def test_non_integer_id_names_file_row_and_column(con, tmp_path):
+def test_non_integer_id_names_file_row_and_column(con, warehouse_path, tmp_path):
     extra = [("val", {"prompt_id": "twelve", "model_id": 0, "category_id": 0, "label": 1, "prompt": "x",
                       "model_name": "m/a", "category": "math"})]
     with pytest.raises(InputError, match=r"val\.csv: row 4 .*column prompt_id is 'twelve', not an integer"):
-        import_embedllm_csv(con, write_dataset(tmp_path / "d", extra=extra))
+        import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", extra=extra))
 
 
-def test_unknown_layout_lists_the_expected_files(con, tmp_path):
+def test_unknown_layout_lists_the_expected_files(con, warehouse_path, tmp_path):
     d = write_dataset(tmp_path / "d")
     (d / "test.csv").unlink()
     with pytest.raises(InputError, match=r"missing test\.csv; expected the EmbedLLM dataset layout: train\.csv"):
-        import_embedllm_csv(con, d)
+        import_embedllm_csv(warehouse_path, d)
 
 
-def test_model_id_without_a_name_is_refused(con, tmp_path):
+def test_model_id_without_a_name_is_refused(con, warehouse_path, tmp_path):
     d = write_dataset(tmp_path / "d")
     (d / "model_order.csv").write_text("model_id,model_name\n0,m/a\n")
     with pytest.raises(InputError, match=r"model_order\.csv: model_id 1 .*has no model_name"):
-        import_embedllm_csv(con, d)
+        import_embedllm_csv(warehouse_path, d)
 
 
-def test_synthetic_writer_round_trips_through_the_importer(con, tmp_path):
+def test_synthetic_writer_round_trips_through_the_importer(con, warehouse_path, tmp_path):
     m = make_matrix(6, 60, seed=3)
     counts = write_embedllm_csv(m, tmp_path / "syn", duplicate_fraction=0.2, seed=1)
-    s = import_embedllm_csv(con, tmp_path / "syn")
+    s = import_embedllm_csv(warehouse_path, tmp_path / "syn").summary
     assert counts["n_duplicate_pairs"] > 0 and counts["n_conflicts"] > 0
     assert (s.n_rows, s.n_duplicate_pairs, s.n_conflicts) == (counts["n_rows"], counts["n_duplicate_pairs"],
                                                               counts["n_conflicts"])

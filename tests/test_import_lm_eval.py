@@ -67,7 +67,7 @@ def test_default_rules_cover_paper_tasks_groups_and_globs():
 
 
 def test_unknown_task_without_rule_suggests_close_names():
-    with pytest.raises(ConfigError, match=r"no label rule for task gsm8kk .*did you mean gsm8k"):
+    with pytest.raises(ConfigError, match=r"no label rule for task gsm8kk .*did you mean 'gsm8k'"):
         rule_for("gsm8kk")
 
 
@@ -202,11 +202,11 @@ def test_output_path_named_as_a_json_file_is_read(tmp_path):
 
 # ------------------------------------------------------------------------------------------- loading
 
-def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con):
+def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con, warehouse_path):
     rules = parse_overrides([f"{k}={v}" for k, v in RULES.items()])
-    first = import_lm_eval_dir(con, JSONL, model="tiny-lm", rules=rules, model_revision="abc123")
+    first = import_lm_eval_dir(warehouse_path, JSONL, model="tiny-lm", rules=rules, revision="abc123").load
     assert (first.n_labels, first.n_new_questions, first.n_new_models) == (32, 32, 1)
-    second = import_lm_eval_dir(con, JSONL, model="tiny-lm", rules=rules, model_revision="abc123")
+    second = import_lm_eval_dir(warehouse_path, JSONL, model="tiny-lm", rules=rules, revision="abc123").load
     assert second.loaded == [] and sorted(second.skipped) == ["tiny-lm/fx_cont", "tiny-lm/fx_gen", "tiny-lm/fx_mc"]
     assert con.sql("SELECT count(*) FROM loads").fetchall()[0][0] == 3
     rows = con.sql("SELECT task, lm_eval_version, model_revision, label_rule, aggregate_value, sample_mean "
@@ -216,7 +216,7 @@ def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con):
         ("fx_gen", pytest.approx(0.4), 10), ("fx_suite", pytest.approx((3 + 5) / 22), 22)]
 
 
-def test_tampered_aggregate_is_refused_naming_task_and_both_numbers(con, tmp_path):
+def test_tampered_aggregate_is_refused_naming_task_and_both_numbers(con, warehouse_path, tmp_path):
     copy = tmp_path / "out"
     shutil.copytree(JSONL, copy)
     res_file = _newest_results(copy / "tiny-lm")
@@ -224,7 +224,7 @@ def test_tampered_aggregate_is_refused_naming_task_and_both_numbers(con, tmp_pat
     data["results"]["fx_mc"]["acc,none"] = 0.9
     res_file.write_text(json.dumps(data))
     with pytest.raises(AggregateMismatch, match=r"task fx_mc: .*0\.250000.*0\.900000"):
-        import_lm_eval_dir(con, copy, model="tiny-lm", rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]))
+        import_lm_eval_dir(warehouse_path, copy, model="tiny-lm", rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]))
     assert con.sql("SELECT count(*) FROM correctness").fetchall()[0][0] == 0
     assert con.sql("SELECT count(*) FROM questions").fetchall()[0][0] == 0
 

@@ -56,8 +56,9 @@ def test_splits_follow_question_ids(con):
     assert all(split == split_of(qid) for qid, split in rows)
 
 
-def test_staging_round_trip_loads_and_removes_files(con, tmp_path):
+def test_staging_round_trip_loads_and_removes_files(con, warehouse_path, tmp_path):
     path = write_staging(_batch([1, 0], aggregate=0.5), tmp_path / "staging")
     assert path.exists() and not list((tmp_path / "staging").glob(".tmp-*"))
-    report = load_staging(con, tmp_path / "staging")
-    assert report.n_labels == 2 and not path.exists()
+    done = load_staging(warehouse_path, tmp_path / "staging")
+    assert done.load.n_labels == 2 and not path.exists()
+    assert done.report.rows["correctness"] == 2 and con.sql("SELECT count(*) FROM correctness").fetchall() == [(2,)]

@@ -1,2 +1,3 @@
--- forecast_count_benchmarks: how many benchmark forecasts run $run_id has.
-SELECT count(*) AS n FROM benchmark_forecasts WHERE run_id = $run_id;
+-- forecast_count_benchmarks: how many benchmark forecasts and probe results run $run_id has.
+SELECT (SELECT count(*) FROM benchmark_forecasts WHERE run_id = $run_id) AS n,
+       (SELECT count(*) FROM benchmark_probe WHERE run_id = $run_id) AS n_probe;
