@@ -59,7 +59,8 @@ def write_correctness(con: duckdb.DuckDBPyConnection, table: pa.Table) -> int:
 
 
 def write_run_forecasts(con: duckdb.DuckDBPyConnection, result: ForecastResult, table: pa.Table) -> None:
-    """Replace the run's trained correctness and benchmark forecasts in one transaction; fill in the counts."""
+    """Replace the run's correctness and benchmark forecasts and its probe, and mark the run completed, in one
+    transaction (a kill before the commit leaves the run invisible to the latest_* views); fill in the counts."""
     t0 = time.perf_counter()
     with warehouse.transaction(con):
         warehouse.execute(con, "forecast_clear_correctness", {"run_id": result.run_id})
@@ -67,15 +68,13 @@ def write_run_forecasts(con: duckdb.DuckDBPyConnection, result: ForecastResult, 
         result.correctness_forecasts = write_correctness(con, table)
         result.insert_seconds = time.perf_counter() - t0
         warehouse.execute(con, "forecast_benchmarks", {"run_id": result.run_id})
+        if result.probe is not None:
+            con.execute("DELETE FROM benchmark_probe WHERE run_id = ?", [result.run_id])
+            for row in probe_rows(result.run_id, result.probe):
+                warehouse.execute(con, "forecast_insert_probe", {**row, "details": dumps(row["details"])})
+        warehouse.execute(con, "forecast_complete_run", {"run_id": result.run_id})
     result.benchmark_forecasts = int(warehouse.query(con, "forecast_count_benchmarks",
                                                      {"run_id": result.run_id})["n"][0])
-
-
-def write_probe(con: duckdb.DuckDBPyConnection, run_id: str, results: dict[str, dict]) -> None:
-    """Insert the run's probe results into benchmark_probe in one transaction."""
-    with warehouse.transaction(con):
-        for row in probe_rows(run_id, results):
-            warehouse.execute(con, "forecast_insert_probe", {**row, "details": dumps(row["details"])})
 
 
 def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True, probe: bool = True,
@@ -103,15 +102,13 @@ def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True,
         p = model.predict_all(embedding_array(questions["embedding"]))                 # (Q, M)
         result.predict_seconds = time.perf_counter() - t0
         table = correctness_table(result.run_id, model.meta["model_ids"], questions["question_id"].to_list(), p)
-        with stage.session(db) as con:
-            write_run_forecasts(con, result, table)
-        result.seconds = time.perf_counter() - t0
         if matrix is not None:
             t1 = time.perf_counter()
             result.probe = probe_matrix(matrix, model.config.dim, epochs=probe_epochs, device=device)
-            with stage.session(db) as con:
-                write_probe(con, result.run_id, result.probe)
             result.probe_seconds = time.perf_counter() - t1
+        with stage.session(db) as con:
+            write_run_forecasts(con, result, table)
+        result.seconds = time.perf_counter() - t0
         report.note = (f"run {result.run_id}: {result.correctness_forecasts} correctness and "
                        f"{result.benchmark_forecasts} benchmark forecasts")
     return result

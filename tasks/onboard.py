@@ -27,7 +27,7 @@ from embedllm.onboarding import (DEFAULT_QUESTIONS, INTERVAL, N_BOOTSTRAP, Place
                                  dense_labels, forecast_frame, place, samples_for)
 from tasks import stage
 from tasks.stage import StageReport
-from tasks.train import embedding_array   # H1 moves it to the core (embedllm/training.py): repoint at merge
+from embedllm.training import embedding_array
 
 log = logging.getLogger(__name__)
 

@@ -130,6 +130,9 @@ def read_inputs(con: duckdb.DuckDBPyConnection, embedder: str | None,
 
 # ================================================================================================ the stage
 
+TRAINED = "trained"   # a run's status between its own commit and the commit of its forecasts (then `completed`)
+RUN_TABLES = ("model_embeddings", "correctness_forecasts", "benchmark_forecasts", "benchmark_probe", "training_runs")
+
 def result_of_row(row: dict, report: stage.StageReport) -> TrainResult:
     """Return the TrainResult of an already written run (its config and metrics from the JSON columns)."""
     return TrainResult(run_id=row["run_id"], preset=row["preset"], embedder=row["embedder"],
@@ -137,14 +140,33 @@ def result_of_row(row: dict, report: stage.StageReport) -> TrainResult:
                        checkpoint_path=Path(row["checkpoint_path"]), trained=False, report=report)
 
 
+def clean_unfinished(db: Path) -> list[str]:
+    """Delete runs a kill left without forecasts and checkpoint files no run records; return the runs deleted."""
+    folder = settings.beside(db, "checkpoints")
+    with stage.session(db) as con:
+        runs = warehouse.query(con, "train_unfinished_runs")
+        unfinished = runs.filter(runs["status"] != "completed")["run_id"].to_list()
+        if unfinished:
+            with warehouse.transaction(con):
+                for run_id in unfinished:
+                    for table in RUN_TABLES:
+                        con.execute(f"DELETE FROM {warehouse.quote(table)} WHERE run_id = ?", [run_id])
+    kept = {Path(p).name for p, s in zip(runs["checkpoint_path"], runs["status"]) if p and s == "completed"}
+    for f in folder.glob("*.pt*") if folder.is_dir() else []:
+        if f.name not in kept:
+            f.unlink(missing_ok=True)
+    return unfinished
+
+
 def write_run(db: Path, result: TrainResult, matrix: Matrix, created_at) -> None:
-    """Insert the run's row and its model embeddings in one transaction; remove the checkpoint if that fails."""
+    """Insert the run's row (status `trained`: invisible until forecast completes it) and its model embeddings
+    in one transaction; remove the checkpoint if that fails."""
     try:
         with stage.session(db) as con, warehouse.transaction(con):
             warehouse.execute(con, "train_insert_run", {
                 "run_id": result.run_id, "created_at": created_at, "preset": result.preset,
                 "embedder": result.embedder, "config": dumps(result.config), "metrics": dumps(result.metrics),
-                "checkpoint_path": str(result.checkpoint_path), "status": "completed"})
+                "checkpoint_path": str(result.checkpoint_path), "status": TRAINED})
             warehouse.upsert(con, "model_embeddings", model_vectors_frame(result.run_id, matrix.model_ids,
                                                                           result.model))
     except BaseException:
@@ -172,21 +194,23 @@ def train(db: str | Path, *, preset: str = "default", device: str | None = None,
                                                 "nothing new to learn"
             return result_of_row(current, report)
         check_trainable(matrix)
+        clean_unfinished(db)
         config = preset_config(preset, n_models=len(matrix.model_ids), question_dim=matrix.emb.shape[1],
                                **(overrides or {}))
         dev = settings.pick_device(device)
         trained = train_matrix(matrix, config, dev, progress=progress)
         now = utc_now()
         run_id = new_run_id(now)
-        checkpoint = save_run_checkpoint(trained.model, settings.beside(db, "checkpoints"), run_id,
-                                         embedder=embedder, matrix=matrix, preset=preset)
+        checkpoint = settings.beside(db, "checkpoints") / f"{run_id}.pt"
         run_config = {**trained.config.to_dict(), "preset": preset, "embedder": embedder, "device": str(dev),
                       "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
                       "validation_run": validation, "code_version": code_version()}
         result = TrainResult(run_id=run_id, preset=preset, embedder=embedder, config=run_config,
                              metrics={**trained.metrics, "total_seconds": time.perf_counter() - t0},
                              checkpoint_path=checkpoint, model=trained.model, report=report)
-        write_run(db, result, matrix, now)
+        write_run(db, result, matrix, now)      # first the row, so no checkpoint file is ever unrecorded
+        save_run_checkpoint(trained.model, checkpoint.parent, run_id, embedder=embedder, matrix=matrix,
+                            preset=preset)
         report.note = f"run {run_id} ({preset}, {embedder})"
     return result
 

