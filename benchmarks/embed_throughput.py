@@ -33,7 +33,7 @@ def prompts(n: int, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     texts = set()
     while len(texts) < n:
-        k = int(rng.choice([1, 1, 1, 2, 2, 3, 5]))           # mostly short, some long (MMLU-like mix)
+        k = int(rng.choice([1, 1, 1, 2, 2, 3, 5]))  # mostly short, some long (MMLU-like mix)
         texts.add(" ".join(rng.choice(pool, size=k)) + f" (variant {len(texts)})")
     return sorted(texts)
 
@@ -50,24 +50,33 @@ def main() -> None:
     import torch
 
     import warehouse
-    from embedllm.ids import question_id
     from embedllm.embedders import load_model, resolve_embedder
+    from embedllm.ids import question_id
     from tasks.embed import embed_questions
     from tasks.load import Batch, Meta, load_batches
 
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     texts = prompts(args.n)
     con = warehouse.connect(db)
-    rows = pl.DataFrame({"question_id": [question_id("bench", t) for t in texts], "benchmark": "bench",
-                         "task": "bench", "prompt": texts, "label": [i % 2 for i in range(len(texts))]})
+    rows = pl.DataFrame(
+        {
+            "question_id": [question_id("bench", t) for t in texts],
+            "benchmark": "bench",
+            "task": "bench",
+            "prompt": texts,
+            "label": [i % 2 for i in range(len(texts))],
+        }
+    )
     load_batches(con, [Batch(Meta(kind="lm-eval-import", content_hash="bench", model="m", task="bench"), rows)])
-    con.close()                  # the stage opens its own short sessions
+    con.close()  # the stage opens its own short sessions
     t = time.perf_counter()
     model = load_model(args.model, "cpu")
-    print(f"model {args.model} from {resolve_embedder(args.model)}: loaded in {time.perf_counter() - t:.1f} s; "
-          f"torch threads {torch.get_num_threads()}; {len(texts):,} prompts, mean {np.mean([len(x) for x in texts]):.0f} "
-          f"chars; batch size {args.batch_size}")
-    model.encode(texts[:64], batch_size=args.batch_size)      # warm-up
+    print(
+        f"model {args.model} from {resolve_embedder(args.model)}: loaded in {time.perf_counter() - t:.1f} s; "
+        f"torch threads {torch.get_num_threads()}; {len(texts):,} prompts, mean {np.mean([len(x) for x in texts]):.0f} "
+        f"chars; batch size {args.batch_size}"
+    )
+    model.encode(texts[:64], batch_size=args.batch_size)  # warm-up
 
     def bare() -> float:
         t0 = time.perf_counter()
@@ -80,10 +89,14 @@ def main() -> None:
     ours = time.perf_counter() - t0
     after = bare()
     reference = (before + after) / 2
-    print(f"bare SentenceTransformer.encode: {before:.2f} s before, {after:.2f} s after "
-          f"(mean {len(texts) / reference:,.0f} prompts/s)")
-    print(f"embed_questions (query + encode + store + record): {ours:.2f} s = {len(texts) / ours:,.0f} prompts/s "
-          f"({report.n_embedded:,} embedded, {report.dimension}-d)")
+    print(
+        f"bare SentenceTransformer.encode: {before:.2f} s before, {after:.2f} s after "
+        f"(mean {len(texts) / reference:,.0f} prompts/s)"
+    )
+    print(
+        f"embed_questions (query + encode + store + record): {ours:.2f} s = {len(texts) / ours:,.0f} prompts/s "
+        f"({report.n_embedded:,} embedded, {report.dimension}-d)"
+    )
     print(f"ratio embed_questions / bare = {ours / reference:.3f}  (target <= 1.10)")
     t0 = time.perf_counter()
     again = embed_questions(db, args.model, batch_size=args.batch_size, device="cpu", progress=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-BARE = r'''
+BARE = r"""
 import sys, json
 import lm_eval
 from lm_eval.tasks import TaskManager
@@ -40,7 +40,7 @@ res = lm_eval.simple_evaluate(model="hf", model_args=args["model_args"], tasks=a
                               log_samples=True, num_fewshot=0, batch_size=8, device="cpu", limit=args["limit"],
                               bootstrap_iters=0)
 print(json.dumps({t: r.get("acc,none", r.get("exact_match,flexible-extract")) for t, r in res["results"].items()}))
-'''
+"""
 
 
 CPU: dict[str, list[float]] = {}
@@ -61,8 +61,16 @@ def timed(cmd: list[str], env: dict, label: str = "") -> float:
     return seconds
 
 
-def measure(label: str, model_args: dict, register: list[str], model_name: str, limit: int | None, repeats: int,
-            work: Path, env: dict) -> dict:
+def measure(
+    label: str,
+    model_args: dict,
+    register: list[str],
+    model_name: str,
+    limit: int | None,
+    repeats: int,
+    work: Path,
+    env: dict,
+) -> dict:
     """Return median wall times of the stage, both bare variants and the nothing-new rerun for one model."""
     from embedllm.suites import load_suite
 
@@ -75,34 +83,64 @@ def measure(label: str, model_args: dict, register: list[str], model_name: str, 
     for i in range(repeats):
         wh = work / f"{label}-{i}.duckdb"
         subprocess.run([cli, *register, "-w", str(wh)], env=env, check=True, capture_output=True)
-        times["stage"].append(timed([cli, "evaluate", "--suite", "demo", "--model", model_name, "-q", *lim,
-                                     "-w", str(wh)], env, f"{label}:stage"))
+        times["stage"].append(
+            timed(
+                [cli, "evaluate", "--suite", "demo", "--model", model_name, "-q", *lim, "-w", str(wh)],
+                env,
+                f"{label}:stage",
+            )
+        )
         for variant, defaults in (("bare_default_index", True), ("bare_include_only", False)):
-            spec = {"model_args": model_args, "tasks": suite.task_names, "limit": limit, "include_defaults": defaults,
-                    "include_path": [str(p) for p in suite.include_path]}
-            times[variant].append(timed([sys.executable, str(bare_file), json.dumps(spec)], env, f"{label}:{variant}"))
-        times["rerun"].append(timed([cli, "evaluate", "--suite", "demo", "--model", model_name, "-q", *lim,
-                                     "-w", str(wh)], env,
-                                    f"{label}:rerun"))
+            spec = {
+                "model_args": model_args,
+                "tasks": suite.task_names,
+                "limit": limit,
+                "include_defaults": defaults,
+                "include_path": [str(p) for p in suite.include_path],
+            }
+            times[variant].append(
+                timed([sys.executable, str(bare_file), json.dumps(spec)], env, f"{label}:{variant}")
+            )
+        times["rerun"].append(
+            timed(
+                [cli, "evaluate", "--suite", "demo", "--model", model_name, "-q", *lim, "-w", str(wh)],
+                env,
+                f"{label}:rerun",
+            )
+        )
         import duckdb
 
         con = duckdb.connect(str(wh), read_only=True)
-        runs = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'success') FROM eval_runs").fetchall()[0]
+        runs = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'success') FROM eval_runs"
+        ).fetchall()[0]
         labels = con.execute("SELECT count(*) FROM correctness").fetchall()[0][0]
         con.close()
-        print(f"  [{label} #{i + 1}] " + ", ".join(f"{k} {v[-1]:.1f} s ({CPU[f'{label}:{k}'][-1]:.1f} s cpu)"
-                                                   for k, v in times.items())
-              + f"; eval_runs {runs[0]} ({runs[1]} ok) after rerun, {labels} labels", flush=True)
+        print(
+            f"  [{label} #{i + 1}] "
+            + ", ".join(f"{k} {v[-1]:.1f} s ({CPU[f'{label}:{k}'][-1]:.1f} s cpu)" for k, v in times.items())
+            + f"; eval_runs {runs[0]} ({runs[1]} ok) after rerun, {labels} labels",
+            flush=True,
+        )
         assert runs[0] == len(suite.tasks), "the rerun must not add eval_runs rows (no lm-eval call)"
     med = {k: statistics.median(v) for k, v in times.items()}
     cpu = {k: statistics.median(CPU[f"{label}:{k}"]) for k in times}
     best_bare = med["bare_include_only"]
-    return {"model": label, "limit": limit, "repeats": repeats, "median_seconds": med, "all_seconds": times,
-            "median_cpu_seconds": cpu, "cpu_overhead_vs_include_only_pct": 100 * (cpu["stage"] - cpu["bare_include_only"])
-            / cpu["bare_include_only"],
-            "overhead_vs_include_only_pct": 100 * (med["stage"] - best_bare) / best_bare,
-            "overhead_vs_default_index_pct": 100 * (med["stage"] - med["bare_default_index"])
-            / med["bare_default_index"]}
+    return {
+        "model": label,
+        "limit": limit,
+        "repeats": repeats,
+        "median_seconds": med,
+        "all_seconds": times,
+        "median_cpu_seconds": cpu,
+        "cpu_overhead_vs_include_only_pct": 100
+        * (cpu["stage"] - cpu["bare_include_only"])
+        / cpu["bare_include_only"],
+        "overhead_vs_include_only_pct": 100 * (med["stage"] - best_bare) / best_bare,
+        "overhead_vs_default_index_pct": 100
+        * (med["stage"] - med["bare_default_index"])
+        / med["bare_default_index"],
+    }
 
 
 def phases(model_dir: Path | None, work: Path, limit: int | None) -> dict:
@@ -134,10 +172,11 @@ def phases(model_dir: Path | None, work: Path, limit: int | None) -> dict:
     lm_eval.simple_evaluate, ev._load_lm = timed_eval, timed_load
     settings.use_warehouse(work / "phases.duckdb")
     with warehouse.session() as con:
-        if model_dir is None:                      # SmolLM2-135M-Instruct GGUF from its PyPI package
+        if model_dir is None:  # SmolLM2-135M-Instruct GGUF from its PyPI package
             e = registry.demo_entries()[0]
-            name = registry.add_model(con, e.name, revision=e.revision, model_args=e.model_args,
-                                      gguf_file=e.gguf_file).name
+            name = registry.add_model(
+                con, e.name, revision=e.revision, model_args=e.model_args, gguf_file=e.gguf_file
+            ).name
         else:
             name = registry.add_model(con, str(model_dir)).name
         t0 = time.perf_counter()
@@ -145,8 +184,12 @@ def phases(model_dir: Path | None, work: Path, limit: int | None) -> dict:
         total = time.perf_counter() - t0
     lm_eval.simple_evaluate, ev._load_lm = real_eval, real_load
     inside = spent["model_load"] + spent["simple_evaluate"]
-    return {"total": total, **spent, "stage_own": total - inside, "stage_own_pct_of_lm_eval": 100 * (total - inside)
-            / inside}
+    return {
+        "total": total,
+        **spent,
+        "stage_own": total - inside,
+        "stage_own_pct_of_lm_eval": 100 * (total - inside) / inside,
+    }
 
 
 def main() -> None:
@@ -156,11 +199,20 @@ def main() -> None:
     ap.add_argument("--tiny-limit", type=int, default=None, help="docs per task for the tiny model (default all)")
     ap.add_argument("--smollm2-limit", type=int, default=0, help="also measure SmolLM2 GGUF with this --limit")
     ap.add_argument("--skip-tiny", action="store_true")
-    ap.add_argument("--phases", choices=["tiny", "smollm2"], help="only the in-process breakdown of one stage run "
-                    "(limit: --tiny-limit for tiny, --smollm2-limit for smollm2)")
+    ap.add_argument(
+        "--phases",
+        choices=["tiny", "smollm2"],
+        help="only the in-process breakdown of one stage run "
+        "(limit: --tiny-limit for tiny, --smollm2-limit for smollm2)",
+    )
     args = ap.parse_args()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     print(f"load average before: {os.getloadavg()}", flush=True)
     results = []
     with tempfile.TemporaryDirectory(prefix="evalbench-") as tmp:
@@ -177,22 +229,46 @@ def main() -> None:
             from embedllm.tiny_lm import build_tiny_lm
 
             tiny = build_tiny_lm(work / "tiny-lm")
-            results.append(measure("tiny", {"pretrained": str(tiny)}, ["models", "add", str(tiny)], str(tiny),
-                                   args.tiny_limit, args.repeats, work, env))
+            results.append(
+                measure(
+                    "tiny",
+                    {"pretrained": str(tiny)},
+                    ["models", "add", str(tiny)],
+                    str(tiny),
+                    args.tiny_limit,
+                    args.repeats,
+                    work,
+                    env,
+                )
+            )
         if args.smollm2_limit:
             from embedllm import registry
 
             smol = registry.demo_entries()[0]
-            results.append(measure("smollm2", {"pretrained": smol.target, "gguf_file": smol.gguf_file},
-                                   ["models", "demo"], smol.name, args.smollm2_limit, args.repeats, work, env))
+            results.append(
+                measure(
+                    "smollm2",
+                    {"pretrained": smol.target, "gguf_file": smol.gguf_file},
+                    ["models", "demo"],
+                    smol.name,
+                    args.smollm2_limit,
+                    args.repeats,
+                    work,
+                    env,
+                )
+            )
     print(f"load average after: {os.getloadavg()}")
-    print(f"\n{'model':<8} {'limit':>5} {'stage s':>8} {'bare(incl) s':>12} {'bare(dflt) s':>12} "
-          f"{'overhead':>9} {'rerun s':>8} {'cpu overhead':>12} {'rerun cpu s':>11}")
+    print(
+        f"\n{'model':<8} {'limit':>5} {'stage s':>8} {'bare(incl) s':>12} {'bare(dflt) s':>12} "
+        f"{'overhead':>9} {'rerun s':>8} {'cpu overhead':>12} {'rerun cpu s':>11}"
+    )
     for r in results:
         m = r["median_seconds"]
-        print(f"{r['model']:<8} {str(r['limit'] or 'all'):>5} {m['stage']:>8.1f} {m['bare_include_only']:>12.1f} "
-              f"{m['bare_default_index']:>12.1f} {r['overhead_vs_include_only_pct']:>8.1f}% {m['rerun']:>8.2f} "
-              f"{r['cpu_overhead_vs_include_only_pct']:>11.1f}% {r['median_cpu_seconds']['rerun']:>11.2f}")
+        print(
+            f"{r['model']:<8} {str(r['limit'] or 'all'):>5} {m['stage']:>8.1f} {m['bare_include_only']:>12.1f} "
+            f"{m['bare_default_index']:>12.1f} {r['overhead_vs_include_only_pct']:>8.1f}% {m['rerun']:>8.2f} "
+            f"{r['cpu_overhead_vs_include_only_pct']:>11.1f}% {r['median_cpu_seconds']['rerun']:>11.2f}"
+        )
     print(json.dumps(results, indent=1))
 
 

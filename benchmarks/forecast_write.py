@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,19 +35,39 @@ from tasks.load import Batch, Meta, load_batches  # noqa: E402
 def build(con, sm, embedder: str) -> None:
     """Load the synthetic matrix and its question embeddings into the warehouse; mark it validated."""
     qids = [question_id(f"syn_{b}", str(i)) for i, b in enumerate(sm.benchmark)]
-    base = pl.DataFrame({"question_id": qids, "benchmark": sm.benchmark.tolist(),
-                         "task": [f"syn_{b}" for b in sm.benchmark],
-                         "prompt": [f"synthetic question {i}" for i in range(len(qids))]})
-    batches = [Batch(Meta(kind="lm-eval-import", content_hash=f"bench-{name}", model=name),
-                     base.with_columns(pl.Series("label", sm.labels[m].astype(np.int8))))
-               for m, name in enumerate(sm.model_names)]
+    base = pl.DataFrame(
+        {
+            "question_id": qids,
+            "benchmark": sm.benchmark.tolist(),
+            "task": [f"syn_{b}" for b in sm.benchmark],
+            "prompt": [f"synthetic question {i}" for i in range(len(qids))],
+        }
+    )
+    batches = [
+        Batch(
+            Meta(kind="lm-eval-import", content_hash=f"bench-{name}", model=name),
+            base.with_columns(pl.Series("label", sm.labels[m].astype(np.int8))),
+        )
+        for m, name in enumerate(sm.model_names)
+    ]
     load_batches(con, batches)
-    warehouse.upsert(con, "question_embeddings", pl.DataFrame({
-        "question_id": qids, "embedder": embedder,
-        "embedding": pl.Series(list(sm.embeddings), dtype=pl.List(pl.Float32))}))
-    when = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
-    con.execute("INSERT INTO validation_runs (run_id, created_at, success, n_expectations, n_failed, n_errors) "
-                "VALUES ('bench', ?, true, 1, 0, 0)", [when])
+    warehouse.upsert(
+        con,
+        "question_embeddings",
+        pl.DataFrame(
+            {
+                "question_id": qids,
+                "embedder": embedder,
+                "embedding": pl.Series(list(sm.embeddings), dtype=pl.List(pl.Float32)),
+            }
+        ),
+    )
+    when = datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+    con.execute(
+        "INSERT INTO validation_runs (run_id, created_at, success, n_expectations, n_failed, n_errors) "
+        "VALUES ('bench', ?, true, 1, 0, 0)",
+        [when],
+    )
 
 
 def main() -> None:
@@ -72,16 +92,30 @@ def main() -> None:
         result = train(path, force=True)
         figures["train_stage_seconds"] = time.perf_counter() - t
         figures["train_metrics"] = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
-        print(f"train(): {figures['train_stage_seconds']:.1f}s (fit {result.metrics['train_seconds']:.1f}s, "
-              f"test acc {result.metrics['test_accuracy']:.4f})", flush=True)
+        print(
+            f"train(): {figures['train_stage_seconds']:.1f}s (fit {result.metrics['train_seconds']:.1f}s, "
+            f"test acc {result.metrics['test_accuracy']:.4f})",
+            flush=True,
+        )
         t = time.perf_counter()
         written = forecast(path, result.run_id, probe=not args.no_probe)
         figures["forecast_seconds"] = time.perf_counter() - t
-        figures["write_forecasts"] = {k: getattr(written, k) for k in (
-            "correctness_forecasts", "benchmark_forecasts", "predict_seconds", "insert_seconds", "seconds")}
-        print(f"forecast(): {written.correctness_forecasts:,} rows in {written.seconds:.1f}s "
-              f"(predict {written.predict_seconds:.1f}s, insert {written.insert_seconds:.1f}s); "
-              f"{written.benchmark_forecasts} benchmark forecasts", flush=True)
+        figures["write_forecasts"] = {
+            k: getattr(written, k)
+            for k in (
+                "correctness_forecasts",
+                "benchmark_forecasts",
+                "predict_seconds",
+                "insert_seconds",
+                "seconds",
+            )
+        }
+        print(
+            f"forecast(): {written.correctness_forecasts:,} rows in {written.seconds:.1f}s "
+            f"(predict {written.predict_seconds:.1f}s, insert {written.insert_seconds:.1f}s); "
+            f"{written.benchmark_forecasts} benchmark forecasts",
+            flush=True,
+        )
         if written.probe is not None:
             figures["probe_seconds"] = written.probe_seconds
             figures["probe"] = written.probe
@@ -92,8 +126,11 @@ def main() -> None:
     figures["setup"]["load_at_end"] = os.getloadavg()
     out = ROOT / "benchmarks" / "out" / "forecast_write.json"
     out.write_text(json.dumps(figures, indent=2, default=float))
-    print(json.dumps({k: v for k, v in figures.items() if k not in ("probe", "train_metrics")}, indent=2,
-                     default=float))
+    print(
+        json.dumps(
+            {k: v for k, v in figures.items() if k not in ("probe", "train_metrics")}, indent=2, default=float
+        )
+    )
 
 
 if __name__ == "__main__":

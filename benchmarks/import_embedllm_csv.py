@@ -48,11 +48,15 @@ def main() -> None:
         t0 = time.perf_counter()
         counts = write_embedllm_csv(make_matrix(args.models, args.questions, seed=0), tmp / "data")
         data = tmp / "data"
-        print(f"generated {counts['n_rows']:,} rows ({counts['n_duplicate_pairs']:,} duplicated pairs, "
-              f"{counts['n_conflicts']:,} conflicts) in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"generated {counts['n_rows']:,} rows ({counts['n_duplicate_pairs']:,} duplicated pairs, "
+            f"{counts['n_conflicts']:,} conflicts) in {time.perf_counter() - t0:.1f} s"
+        )
     size = sum(f.stat().st_size for f in data.glob("*.csv"))
-    print(f"dataset {data}: {size / 1e9:.2f} GB of CSV; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs")
+    print(
+        f"dataset {data}: {size / 1e9:.2f} GB of CSV; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs"
+    )
     db = tmp / "bench.duckdb"
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall, out = run_child(["import", "embedllm-csv", str(data), "--warehouse", str(db)])

@@ -42,13 +42,18 @@ def replicate(dest: Path, copies: int) -> int:
     (dest / newest.name).write_text(json.dumps(results, indent=2))
     total = 0
     for task in RULES:
-        rows = [orjson.loads(line) for line in (FIXTURE / f"samples_{task}_{stamp}.jsonl").read_bytes().splitlines()]
+        rows = [
+            orjson.loads(line) for line in (FIXTURE / f"samples_{task}_{stamp}.jsonl").read_bytes().splitlines()
+        ]
         n_docs = len({r["doc_id"] for r in rows})
         with open(dest / f"samples_{task}_{stamp}.jsonl", "wb") as fh:
             for c in range(copies):
                 for r in rows:
-                    r2 = dict(r, doc_id=c * n_docs + r["doc_id"],
-                              doc_hash=hashlib.sha256(f"{r['doc_hash']}/{c}".encode()).hexdigest())
+                    r2 = dict(
+                        r,
+                        doc_id=c * n_docs + r["doc_id"],
+                        doc_hash=hashlib.sha256(f"{r['doc_hash']}/{c}".encode()).hexdigest(),
+                    )
                     fh.write(orjson.dumps(r2) + b"\n")
                     total += 1
     return total
@@ -69,13 +74,21 @@ def main() -> None:
     try:
         n = replicate(tmp / "out" / "model", args.copies)
         size = sum(f.stat().st_size for f in (tmp / "out" / "model").iterdir())
-        print(f"{n:,} samples in {size / 1e6:.0f} MB of JSONL; load average {os.getloadavg()[0]:.1f} on "
-              f"{os.cpu_count()} CPUs")
+        print(
+            f"{n:,} samples in {size / 1e6:.0f} MB of JSONL; load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} CPUs"
+        )
         c0, t0 = time.process_time(), time.perf_counter()
         results, samples = read_lm_eval_dir(tmp / "out")
         t_read = time.perf_counter() - t0
-        batches = batches_from_results(results, samples, model="bench/model", kind="lm-eval-import",
-                                       source=str(tmp), rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]))
+        batches = batches_from_results(
+            results,
+            samples,
+            model="bench/model",
+            kind="lm-eval-import",
+            source=str(tmp),
+            rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]),
+        )
         t_parse = time.perf_counter() - t0
         con = warehouse.connect(tmp / "bench.duckdb")
         t1 = time.perf_counter()
@@ -84,12 +97,16 @@ def main() -> None:
         total, cpu = time.perf_counter() - t0, time.process_time() - c0
         con.close()
         labels = sum(b.rows.height for b in batches)
-        print(f"read JSON {t_read:.2f} s; parse to batches {t_parse:.2f} s ({n / t_parse:,.0f} samples/s); "
-              f"load {t_load:.2f} s ({report.n_labels:,} labels)")
-        print(f"total {total:.2f} s wall, {cpu:.2f} s CPU (all threads): {n / total:,.0f} samples/s by wall, "
-              f"{n / cpu:,.0f} samples per CPU-second "
-              f"({labels / total:,.0f} labels/s; generative docs log 2 samples each); "
-              f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        print(
+            f"read JSON {t_read:.2f} s; parse to batches {t_parse:.2f} s ({n / t_parse:,.0f} samples/s); "
+            f"load {t_load:.2f} s ({report.n_labels:,} labels)"
+        )
+        print(
+            f"total {total:.2f} s wall, {cpu:.2f} s CPU (all threads): {n / total:,.0f} samples/s by wall, "
+            f"{n / cpu:,.0f} samples per CPU-second "
+            f"({labels / total:,.0f} labels/s; generative docs log 2 samples each); "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -37,7 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embedllm.synthetic import PAPER_BENCHMARKS, SyntheticMatrix, make_matrix  # noqa: E402
-from tasks import onboard as ob  # noqa: E402
+from embedllm import onboarding as ob  # noqa: E402
 
 
 def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
@@ -57,8 +57,11 @@ def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
     t0 = time.perf_counter()
     trained = train_matrix(matrix, config, "cpu", knn=False, progress=True)
     seconds = time.perf_counter() - t0
-    print(f"trained preset default on {n_train} models in {seconds:.0f} s: dim {trained.config.dim}, "
-          f"test accuracy {trained.metrics['test_accuracy']:.4f}", flush=True)
+    print(
+        f"trained preset default on {n_train} models in {seconds:.0f} s: dim {trained.config.dim}, "
+        f"test accuracy {trained.metrics['test_accuracy']:.4f}",
+        flush=True,
+    )
     trained.model.meta = {"train_seconds": seconds, "test_accuracy": trained.metrics["test_accuracy"]}
     if checkpoint is not None:
         trained.model.save_checkpoint(checkpoint)
@@ -66,6 +69,7 @@ def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
 
 
 # ------------------------------------------------------------------------------------------------ the oracle
+
 
 def replay_generator(m: SyntheticMatrix, seed: int, latent_dim: int = 12) -> dict | None:
     """Return make_matrix's hidden parameters by replaying its random draws, or None if they do not reproduce m."""
@@ -105,7 +109,7 @@ def oracle_accuracy(gen: dict, idx: np.ndarray, y: np.ndarray, codes: np.ndarray
 
     def loss():
         p = (fi + (1 - fi) * torch.sigmoid(xi @ th - di)).clamp(1e-9, 1 - 1e-9)
-        return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th ** 2 / var).sum()
+        return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th**2 / var).sum()
 
     opt = torch.optim.LBFGS([th], max_iter=200, line_search_fn="strong_wolfe")
 
@@ -117,10 +121,12 @@ def oracle_accuracy(gen: dict, idx: np.ndarray, y: np.ndarray, codes: np.ndarray
 
     opt.step(closure)
     hess = torch.autograd.functional.hessian(lambda t: _neg_log_post(t, xi, yi, fi, di, var), th.detach())
-    draws = th.detach() + torch.randn(200, len(th), dtype=torch.float64,
-                                      generator=torch.Generator().manual_seed(0)) @ torch.linalg.cholesky(
-        torch.linalg.inv(hess)).T
-    p = f[:, None] + (1 - f[:, None]) * torch.sigmoid(x @ draws.T - d[:, None])      # (Q, 200)
+    draws = (
+        th.detach()
+        + torch.randn(200, len(th), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        @ torch.linalg.cholesky(torch.linalg.inv(hess)).T
+    )
+    p = f[:, None] + (1 - f[:, None]) * torch.sigmoid(x @ draws.T - d[:, None])  # (Q, 200)
     codes_t = torch.as_tensor(codes)
     sums = torch.zeros(n_bench, dtype=torch.float64).index_add_(0, codes_t, p.mean(1))
     return (sums / torch.bincount(codes_t, minlength=n_bench).double()).numpy()
@@ -129,10 +135,11 @@ def oracle_accuracy(gen: dict, idx: np.ndarray, y: np.ndarray, codes: np.ndarray
 def _neg_log_post(th, xi, yi, fi, di, var):
     """Return the negative log posterior of the true model's parameters (for the Laplace Hessian)."""
     p = (fi + (1 - fi) * torch.sigmoid(xi @ th - di)).clamp(1e-9, 1 - 1e-9)
-    return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th ** 2 / var).sum()
+    return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th**2 / var).sum()
 
 
 # ------------------------------------------------------------------------------------------------ measuring
+
 
 def plain_means(y: np.ndarray, idx: np.ndarray, codes: np.ndarray, n_bench: int) -> np.ndarray:
     """Return the per-benchmark mean of the sampled answers (overall mean where a benchmark has none)."""
@@ -180,38 +187,51 @@ def main(argv: list[str] | None = None) -> dict:
 
     # the floor: each held-out model fitted on ALL its labels
     full_acc, full_fc = [], []
-    for k, h in enumerate(held):
+    for h in held:
         placed = ob.place(basis, np.arange(args.questions), m.labels[h], n_bootstrap=0)
         full_acc.append(placed.accuracy)
         full_fc.append(forecast_accuracy(placed.p_correct, m.labels[h]))
     full_acc = np.stack(full_acc)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    results = {"config": config, "train_seconds": train_seconds,
-               "basis_seconds": basis_seconds, "benchmarks": basis.benchmarks,
-               "full_data": {"mae_truth": 100 * float(np.abs(full_acc - truth).mean()),
-                             "mae_observed": 100 * float(np.abs(full_acc - observed).mean()),
-                             "forecast_accuracy": float(np.mean(full_fc))},
-               "bayes_forecast_accuracy": float(np.maximum(m.p_true[held], 1 - m.p_true[held]).mean()),
-               "by_n": {}}
-    print(f"basis built in {basis_seconds:.1f} s; full-data fit: MAE {results['full_data']['mae_truth']:.2f} "
-          f"points vs truth", flush=True)
+    results = {
+        "config": config,
+        "train_seconds": train_seconds,
+        "basis_seconds": basis_seconds,
+        "benchmarks": basis.benchmarks,
+        "full_data": {
+            "mae_truth": 100 * float(np.abs(full_acc - truth).mean()),
+            "mae_observed": 100 * float(np.abs(full_acc - observed).mean()),
+            "forecast_accuracy": float(np.mean(full_fc)),
+        },
+        "bayes_forecast_accuracy": float(np.maximum(m.p_true[held], 1 - m.p_true[held]).mean()),
+        "by_n": {},
+    }
+    print(
+        f"basis built in {basis_seconds:.1f} s; full-data fit: MAE {results['full_data']['mae_truth']:.2f} "
+        f"points vs truth",
+        flush=True,
+    )
 
     for n in ns:
         ts = time.perf_counter()
         chosen = ob.choose_questions(basis, n, seed=args.seed)
         select_seconds = time.perf_counter() - ts
         rng = np.random.default_rng(1000 + n)
-        rows = {key: {"truth": [], "observed": []}
-                for key in ("method", "method_random", "plain_mean", "oracle", "oracle_chosen")}
+        rows = {
+            key: {"truth": [], "observed": []}
+            for key in ("method", "method_random", "plain_mean", "oracle", "oracle_chosen")
+        }
         cover, width, fc_method, fit_seconds = [], [], [], []
         for k, h in enumerate(held):
             y = m.labels[h]
             rand = np.sort(rng.choice(args.questions, n, replace=False))
             placed = ob.place(basis, chosen, y[chosen], seed=k)
             fit_seconds.append(placed.seconds)
-            estimates = {"method": placed.accuracy,
-                         "method_random": ob.place(basis, rand, y[rand], seed=k, n_bootstrap=0).accuracy,
-                         "plain_mean": plain_means(y, rand, codes, n_bench)}
+            estimates = {
+                "method": placed.accuracy,
+                "method_random": ob.place(basis, rand, y[rand], seed=k, n_bootstrap=0).accuracy,
+                "plain_mean": plain_means(y, rand, codes, n_bench),
+            }
             if gen is not None:
                 estimates["oracle"] = oracle_accuracy(gen, rand, y[rand], codes, n_bench)
                 estimates["oracle_chosen"] = oracle_accuracy(gen, chosen, y[chosen], codes, n_bench)
@@ -222,19 +242,30 @@ def main(argv: list[str] | None = None) -> dict:
             width.append((placed.high - placed.low).mean())
             fc_method.append(forecast_accuracy(placed.p_correct, y))
         entry = {key: {t: 100 * float(np.mean(v)) for t, v in r.items()} for key, r in rows.items() if r["truth"]}
-        entry |= {"interval_coverage": float(np.mean(cover)), "interval_width": 100 * float(np.mean(width)),
-                  "forecast_accuracy": float(np.mean(fc_method)),
-                  "per_benchmark_picks": dict(zip(basis.benchmarks, np.bincount(codes[chosen], minlength=n_bench)
-                                                  .tolist())),
-                  "inference_saved": 1 - n / args.questions, "select_seconds": select_seconds,
-                  "fit_seconds_mean": float(np.mean(fit_seconds))}
+        entry |= {
+            "interval_coverage": float(np.mean(cover)),
+            "interval_width": 100 * float(np.mean(width)),
+            "forecast_accuracy": float(np.mean(fc_method)),
+            "per_benchmark_picks": dict(
+                zip(basis.benchmarks, np.bincount(codes[chosen], minlength=n_bench).tolist())
+            ),
+            "inference_saved": 1 - n / args.questions,
+            "select_seconds": select_seconds,
+            "fit_seconds_mean": float(np.mean(fit_seconds)),
+        }
         results["by_n"][n] = entry
-        oracle = (f"  oracle {entry['oracle']['truth']:5.2f} / on the method's questions "
-                  f"{entry['oracle_chosen']['truth']:5.2f}" if "oracle" in entry else "")
-        print(f"n={n:4d}  method {entry['method']['truth']:5.2f}  method+random {entry['method_random']['truth']:5.2f}"
-              f"  plain mean {entry['plain_mean']['truth']:5.2f}{oracle}  (points vs truth)  coverage "
-              f"{entry['interval_coverage']:.2f}  select {select_seconds:.1f} s  fit {entry['fit_seconds_mean']:.2f} s",
-              flush=True)
+        oracle = (
+            f"  oracle {entry['oracle']['truth']:5.2f} / on the method's questions "
+            f"{entry['oracle_chosen']['truth']:5.2f}"
+            if "oracle" in entry
+            else ""
+        )
+        print(
+            f"n={n:4d}  method {entry['method']['truth']:5.2f}  method+random {entry['method_random']['truth']:5.2f}"
+            f"  plain mean {entry['plain_mean']['truth']:5.2f}{oracle}  (points vs truth)  coverage "
+            f"{entry['interval_coverage']:.2f}  select {select_seconds:.1f} s  fit {entry['fit_seconds_mean']:.2f} s",
+            flush=True,
+        )
     results["seconds"] = time.perf_counter() - t0
     print(markdown(results))
     if args.json:
@@ -244,20 +275,26 @@ def main(argv: list[str] | None = None) -> dict:
 
 def markdown(results: dict) -> str:
     """Return the figures as a markdown table."""
-    head = ("| n | saved | method | method, random choice | plain mean | oracle, random / method's questions "
-            "| method vs observed | 90 % interval coverage / width | forecast acc. (full-data) |\n"
-            "|---|---|---|---|---|---|---|---|---|")
+    head = (
+        "| n | saved | method | method, random choice | plain mean | oracle, random / method's questions "
+        "| method vs observed | 90 % interval coverage / width | forecast acc. (full-data) |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     full = results["full_data"]
     for n, e in results["by_n"].items():
         oracle = f"{e['oracle']['truth']:.2f} / {e['oracle_chosen']['truth']:.2f}" if "oracle" in e else "-"
-        lines.append(f"| {n} | {100 * e['inference_saved']:.2f} % | {e['method']['truth']:.2f} | "
-                     f"{e['method_random']['truth']:.2f} | {e['plain_mean']['truth']:.2f} | {oracle} | "
-                     f"{e['method']['observed']:.2f} | {e['interval_coverage']:.2f} / {e['interval_width']:.1f} | "
-                     f"{e['forecast_accuracy']:.4f} ({full['forecast_accuracy']:.4f}) |")
-    lines.append(f"\nfull-data fit (all {results['config']['questions']} labels of each held-out model): MAE "
-                 f"{full['mae_truth']:.2f} points vs truth, {full['mae_observed']:.2f} vs observed; Bayes forecast "
-                 f"accuracy {results['bayes_forecast_accuracy']:.4f}; total {results['seconds']:.0f} s")
+        lines.append(
+            f"| {n} | {100 * e['inference_saved']:.2f} % | {e['method']['truth']:.2f} | "
+            f"{e['method_random']['truth']:.2f} | {e['plain_mean']['truth']:.2f} | {oracle} | "
+            f"{e['method']['observed']:.2f} | {e['interval_coverage']:.2f} / {e['interval_width']:.1f} | "
+            f"{e['forecast_accuracy']:.4f} ({full['forecast_accuracy']:.4f}) |"
+        )
+    lines.append(
+        f"\nfull-data fit (all {results['config']['questions']} labels of each held-out model): MAE "
+        f"{full['mae_truth']:.2f} points vs truth, {full['mae_observed']:.2f} vs observed; Bayes forecast "
+        f"accuracy {results['bayes_forecast_accuracy']:.4f}; total {results['seconds']:.0f} s"
+    )
     return "\n".join(lines)
 
 

@@ -27,11 +27,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     path = root / "wh.duckdb"
 
+    from test_report import EMBEDDER, load_synthetic
+
     import warehouse
     from tasks.forecast import forecast
     from tasks.report import build_report
     from tasks.train import train
-    from test_report import EMBEDDER, load_synthetic
 
     with warehouse.session(path) as con:
         t0 = time.perf_counter()
@@ -44,8 +45,10 @@ def main() -> None:
     index = build_report(path, out_dir=root / "report")
     t4 = time.perf_counter()
     size = sum(f.stat().st_size for f in index.parent.iterdir())
-    print(f"{args.models} models x {args.questions} questions: load {t1 - t0:.1f} s, train {t2 - t1:.1f} s, "
-          f"forecasts {t3 - t2:.1f} s, report {t4 - t3:.1f} s ({size / 1e6:.1f} MB in {index.parent})")
+    print(
+        f"{args.models} models x {args.questions} questions: load {t1 - t0:.1f} s, train {t2 - t1:.1f} s, "
+        f"forecasts {t3 - t2:.1f} s, report {t4 - t3:.1f} s ({size / 1e6:.1f} MB in {index.parent})"
+    )
 
 
 if __name__ == "__main__":

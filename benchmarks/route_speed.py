@@ -39,15 +39,20 @@ def timed(fn, repeats: int) -> dict:
         fn()
         times.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
-    return {"median_ms": statistics.median(times), "min_ms": min(times), "max_ms": max(times),
-            "median_cpu_ms": statistics.median(cpu), "repeats": repeats}
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "median_cpu_ms": statistics.median(cpu),
+        "repeats": repeats,
+    }
 
 
 @torch.no_grad()
 def per_pair(model: EmbedLLM, q_emb: torch.Tensor) -> np.ndarray:
     """Return the routing choice computed pair by pair: classifier(p_m * q) for every (question, model)."""
-    q = model.project(q_emb)                                                     # (Q, d)
-    out = model.classifier(q[:, None, :] * model.model_embedding.weight[None, :, :])   # (Q, M, 2)
+    q = model.project(q_emb)  # (Q, d)
+    out = model.classifier(q[:, None, :] * model.model_embedding.weight[None, :, :])  # (Q, M, 2)
     logits = out[..., 1] - out[..., 0]
     return logits.argmax(dim=1).numpy()
 
@@ -70,15 +75,23 @@ def main() -> None:
         for dim in (232, 128):
             torch.manual_seed(0)
             model = EmbedLLM(EmbedLLMConfig(n_models=args.models, question_dim=args.emb_dim, dim=dim)).eval()
-            fast = timed(lambda: route_embeddings(model, q, costs, cost_weight=0.1), args.repeats)
-            pairs = timed(lambda: per_pair(model, torch.from_numpy(q)), max(5, args.repeats // 5))
+            fast = timed(lambda m=model: route_embeddings(m, q, costs, cost_weight=0.1), args.repeats)
+            pairs = timed(lambda m=model: per_pair(m, torch.from_numpy(q)), max(5, args.repeats // 5))
             same = (route_embeddings(model, q).chosen == per_pair(model, torch.from_numpy(q))).mean()
-            row = {"threads": threads, "dim": dim, "route_embeddings": fast, "per_pair": pairs,
-                   "same_choice_share": float(same)}
+            row = {
+                "threads": threads,
+                "dim": dim,
+                "route_embeddings": fast,
+                "per_pair": pairs,
+                "same_choice_share": float(same),
+            }
             results["runs"].append(row)
-            print(f"threads {threads} d={dim}: route_embeddings median {fast['median_ms']:.1f} ms "
-                  f"(min {fast['min_ms']:.1f}, max {fast['max_ms']:.1f}, CPU {fast['median_cpu_ms']:.1f}); per-pair {pairs['median_ms']:.1f} ms; "
-                  f"same choice {same:.4f}", flush=True)
+            print(
+                f"threads {threads} d={dim}: route_embeddings median {fast['median_ms']:.1f} ms "
+                f"(min {fast['min_ms']:.1f}, max {fast['max_ms']:.1f}, CPU {fast['median_cpu_ms']:.1f}); per-pair {pairs['median_ms']:.1f} ms; "
+                f"same choice {same:.4f}",
+                flush=True,
+            )
     results["setup"]["load_at_end"] = os.getloadavg()
     out = ROOT / "benchmarks" / "out" / "route_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)

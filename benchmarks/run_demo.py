@@ -63,8 +63,12 @@ def run_measured(args: list[str], env: dict[str, str], log: Path) -> dict:
         code = proc.wait()
         stop.set()
         sampler.join()
-    return {"seconds": round(time.perf_counter() - t0, 1), "peak_mb": round(peak / 2**20), "exit_code": code,
-            "log": str(log)}
+    return {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_mb": round(peak / 2**20),
+        "exit_code": code,
+        "log": str(log),
+    }
 
 
 def counts(db: Path) -> dict[str, int]:
@@ -73,8 +77,10 @@ def counts(db: Path) -> dict[str, int]:
 
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                for t in ("eval_runs", "correctness", "training_runs", "validation_runs")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("eval_runs", "correctness", "training_runs", "validation_runs")
+        }
     finally:
         con.close()
 
@@ -84,8 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=OUT, help="folder for the warehouse, logs and result")
     parser.add_argument("--keep", action="store_true", help="reuse the warehouse in --out (skip the fresh run)")
-    parser.add_argument("--ephemeral-home", action="store_true",
-                        help="use a fresh PREFECT_HOME in --out instead of the default ~/.prefect")
+    parser.add_argument(
+        "--ephemeral-home",
+        action="store_true",
+        help="use a fresh PREFECT_HOME in --out instead of the default ~/.prefect",
+    )
     args, run_args = parser.parse_known_args()
     out: Path = args.out
     db = out / "embedllm.duckdb"
@@ -107,10 +116,12 @@ def main() -> None:
     before = counts(db)
     result["second"] = run_measured(cli, env, out / "second.log")
     after = counts(db)
-    result["second"].update(lm_eval_called=after["eval_runs"] != before["eval_runs"],
-                            retrained=after["training_runs"] != before["training_runs"],
-                            target_seconds=SECOND_RUN_TARGET_SECONDS,
-                            within_target=result["second"]["seconds"] <= SECOND_RUN_TARGET_SECONDS)
+    result["second"].update(
+        lm_eval_called=after["eval_runs"] != before["eval_runs"],
+        retrained=after["training_runs"] != before["training_runs"],
+        target_seconds=SECOND_RUN_TARGET_SECONDS,
+        within_target=result["second"]["seconds"] <= SECOND_RUN_TARGET_SECONDS,
+    )
     result["load_after"] = os.getloadavg()
     print(f"second run: {result['second']}")
     (out / "result.json").write_text(json.dumps(result, indent=2))

@@ -35,26 +35,45 @@ from embedllm.synthetic import make_matrix  # noqa: E402
 from embedllm.training import matrix_from_synthetic, train_matrix  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out"
-COLUMNS = [("test_accuracy", "test acc"), ("test_auc", "AUC"), ("test_ece", "ECE"), ("test_log_loss", "log loss"),
-           ("route_accuracy", "route acc"), ("single_best_accuracy", "single best"), ("oracle_accuracy", "oracle"),
-           ("seconds", "wall s"), ("cpu_seconds", "CPU s")]
+COLUMNS = [
+    ("test_accuracy", "test acc"),
+    ("test_auc", "AUC"),
+    ("test_ece", "ECE"),
+    ("test_log_loss", "log loss"),
+    ("route_accuracy", "route acc"),
+    ("single_best_accuracy", "single best"),
+    ("oracle_accuracy", "oracle"),
+    ("seconds", "wall s"),
+    ("cpu_seconds", "CPU s"),
+]
 
 
 def bayes_row(sm, test: np.ndarray) -> dict:
     """Return the metrics of forecasting with the true probabilities (the Bayes limit) on the test split."""
     y = sm.labels[:, test].T
     p = sm.p_true[:, test].T
-    return {**metrics.correctness_metrics(y, p, prefix="test_"), "route_accuracy": metrics.routing_accuracy(y, p),
-            "test_accuracy_expected": sm.bayes_accuracy(test)}
+    return {
+        **metrics.correctness_metrics(y, p, prefix="test_"),
+        "route_accuracy": metrics.routing_accuracy(y, p),
+        "test_accuracy_expected": sm.bayes_accuracy(test),
+    }
 
 
 def knn_row(result: dict) -> dict:
     """Return the KNN baseline's figures from a train_matrix metrics dict, in the table's keys."""
     m = result
-    return {"test_accuracy": m["knn_test_accuracy"], "test_auc": m["knn_test_auc"], "test_ece": m["knn_test_ece"],
-            "test_log_loss": m["knn_test_log_loss"], "route_accuracy": m["knn_route_accuracy"],
-            "single_best_accuracy": m["single_best_accuracy"], "oracle_accuracy": m["oracle_accuracy"],
-            "seconds": m["knn_seconds"], "cpu_seconds": None, "k": m["knn_k"]}
+    return {
+        "test_accuracy": m["knn_test_accuracy"],
+        "test_auc": m["knn_test_auc"],
+        "test_ece": m["knn_test_ece"],
+        "test_log_loss": m["knn_test_log_loss"],
+        "route_accuracy": m["knn_route_accuracy"],
+        "single_best_accuracy": m["single_best_accuracy"],
+        "oracle_accuracy": m["oracle_accuracy"],
+        "seconds": m["knn_seconds"],
+        "cpu_seconds": None,
+        "k": m["knn_k"],
+    }
 
 
 def markdown(rows: dict[str, dict]) -> str:
@@ -92,13 +111,26 @@ def main() -> None:
     sm = make_matrix(args.models, args.questions, emb_dim=args.emb_dim, seed=args.seed)
     matrix = matrix_from_synthetic(sm)
     test = sm.split == "test"
-    print(f"matrix {args.models} x {args.questions} (emb {args.emb_dim}) built in {time.perf_counter() - t0:.1f}s; "
-          f"test questions {test.sum()}", flush=True)
-    payload = {"setup": {"models": args.models, "questions": args.questions, "emb_dim": args.emb_dim,
-                         "seed": args.seed, "torch": torch.__version__, "cpus": os.cpu_count(),
-                         "threads": os.environ.get("EMBEDLLM_TORCH_THREADS", "1"), "machine": platform.platform(),
-                         "load_at_start": os.getloadavg()},
-               "rows": {"Bayes limit (true p)": bayes_row(sm, test)}, "details": {}}
+    print(
+        f"matrix {args.models} x {args.questions} (emb {args.emb_dim}) built in {time.perf_counter() - t0:.1f}s; "
+        f"test questions {test.sum()}",
+        flush=True,
+    )
+    payload = {
+        "setup": {
+            "models": args.models,
+            "questions": args.questions,
+            "emb_dim": args.emb_dim,
+            "seed": args.seed,
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "threads": os.environ.get("EMBEDLLM_TORCH_THREADS", "1"),
+            "machine": platform.platform(),
+            "load_at_start": os.getloadavg(),
+        },
+        "rows": {"Bayes limit (true p)": bayes_row(sm, test)},
+        "details": {},
+    }
     save(args.out, payload)
 
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
@@ -108,22 +140,34 @@ def main() -> None:
         result = train_matrix(matrix, config, "cpu", knn=(preset == "default"), progress=True)
         seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - c
         m = result.metrics
-        payload["rows"][f"EmbedLLM {preset}"] = {**{k: m[k] for k, _ in COLUMNS if k in m}, "seconds": seconds,
-                                                "cpu_seconds": cpu_seconds}
-        payload["details"][preset] = {"metrics": m, "history": result.fit.history, "config": config.to_dict(),
-                                      "load_after": os.getloadavg()}
+        payload["rows"][f"EmbedLLM {preset}"] = {
+            **{k: m[k] for k, _ in COLUMNS if k in m},
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+        }
+        payload["details"][preset] = {
+            "metrics": m,
+            "history": result.fit.history,
+            "config": config.to_dict(),
+            "load_after": os.getloadavg(),
+        }
         if "knn_test_accuracy" in m:
             payload["rows"]["KNN (k on validation)"] = knn_row(m)
-        print(f"{preset}: test acc {m['test_accuracy']:.4f} in {seconds:.1f}s "
-              f"(dim {m['dim']}, {m['epochs_run']} epochs)", flush=True)
+        print(
+            f"{preset}: test acc {m['test_accuracy']:.4f} in {seconds:.1f}s "
+            f"(dim {m['dim']}, {m['epochs_run']} epochs)",
+            flush=True,
+        )
         save(args.out, payload)
 
     rows = payload["rows"]
     if "EmbedLLM paper" in rows and "EmbedLLM default" in rows:
         paper, default = rows["EmbedLLM paper"], rows["EmbedLLM default"]
-        payload["ratio"] = {"time_paper_over_default": paper["seconds"] / default["seconds"],
-                            "cpu_time_paper_over_default": paper["cpu_seconds"] / default["cpu_seconds"],
-                            "accuracy_default_minus_paper": default["test_accuracy"] - paper["test_accuracy"]}
+        payload["ratio"] = {
+            "time_paper_over_default": paper["seconds"] / default["seconds"],
+            "cpu_time_paper_over_default": paper["cpu_seconds"] / default["cpu_seconds"],
+            "accuracy_default_minus_paper": default["test_accuracy"] - paper["test_accuracy"],
+        }
     payload["setup"]["load_at_end"] = os.getloadavg()
     save(args.out, payload)
     table = markdown(rows)

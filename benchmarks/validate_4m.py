@@ -30,25 +30,39 @@ def build_warehouse(path: Path, n_models: int, n_questions: int):
     sm = make_matrix(n_models, n_questions, emb_dim=8)
     con = warehouse.connect(path)
     qids = np.array([question_id(b, str(i)) for i, b in enumerate(sm.benchmark)], dtype=object)
-    questions = pa.table({
-        "question_id": qids, "benchmark": sm.benchmark.astype(object), "task": sm.benchmark.astype(object),
-        "doc_id": np.arange(n_questions, dtype=np.int64), "prompt": [f"synthetic question {i}" for i in range(n_questions)],
-        "n_choices": pa.array([int(c) if c > 0 else None for c in sm.n_choices], type=pa.int64()),
-        "output_type": ["multiple_choice" if c > 0 else "generate_until" for c in sm.n_choices],
-        "split": sm.split.astype(object), "source": ["synthetic"] * n_questions})
+    questions = pa.table(
+        {
+            "question_id": qids,
+            "benchmark": sm.benchmark.astype(object),
+            "task": sm.benchmark.astype(object),
+            "doc_id": np.arange(n_questions, dtype=np.int64),
+            "prompt": [f"synthetic question {i}" for i in range(n_questions)],
+            "n_choices": pa.array([int(c) if c > 0 else None for c in sm.n_choices], type=pa.int64()),
+            "output_type": ["multiple_choice" if c > 0 else "generate_until" for c in sm.n_choices],
+            "split": sm.split.astype(object),
+            "source": ["synthetic"] * n_questions,
+        }
+    )
     models = pa.table({"name": sm.model_names})
-    labels = pa.table({
-        "model_id": pa.array(np.repeat(np.arange(1, n_models + 1, dtype=np.int32), n_questions)),
-        "question_id": pa.array(np.tile(qids, n_models), type=pa.string()),
-        "label": pa.array(sm.labels.reshape(-1), type=pa.int8()),
-        "load_id": pa.array(["benchmark"] * (n_models * n_questions), type=pa.string())})
+    labels = pa.table(
+        {
+            "model_id": pa.array(np.repeat(np.arange(1, n_models + 1, dtype=np.int32), n_questions)),
+            "question_id": pa.array(np.tile(qids, n_models), type=pa.string()),
+            "label": pa.array(sm.labels.reshape(-1), type=pa.int8()),
+            "load_id": pa.array(["benchmark"] * (n_models * n_questions), type=pa.string()),
+        }
+    )
     for name, table in (("_q", questions), ("_m", models), ("_l", labels)):
         con.register(name, table)
     con.execute("INSERT INTO models (name, source) SELECT name, 'synthetic' FROM _m")
-    con.execute("INSERT INTO questions (question_id, benchmark, task, doc_id, prompt, n_choices, output_type, split, "
-                "source) SELECT question_id, benchmark, task, doc_id, prompt, n_choices, output_type, split, source FROM _q")
-    con.execute("INSERT INTO correctness (model_id, question_id, label, load_id) "
-                "SELECT model_id, question_id, label, load_id FROM _l")
+    con.execute(
+        "INSERT INTO questions (question_id, benchmark, task, doc_id, prompt, n_choices, output_type, split, "
+        "source) SELECT question_id, benchmark, task, doc_id, prompt, n_choices, output_type, split, source FROM _q"
+    )
+    con.execute(
+        "INSERT INTO correctness (model_id, question_id, label, load_id) "
+        "SELECT model_id, question_id, label, load_id FROM _l"
+    )
     return con
 
 
@@ -66,11 +80,14 @@ def main() -> None:
     con = build_warehouse(tmp / "wh.duckdb", args.models, args.questions)
     n = con.execute("SELECT count(*) FROM correctness").fetchall()[0][0]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"warehouse: {n:,} labels ({args.models} models x {args.questions:,} questions) built in "
-          f"{time.perf_counter() - t:.1f} s at {tmp}")
+    print(
+        f"warehouse: {n:,} labels ({args.models} models x {args.questions:,} questions) built in "
+        f"{time.perf_counter() - t:.1f} s at {tmp}"
+    )
 
     t = time.perf_counter()
     import great_expectations  # noqa: F401
+
     print(f"import great_expectations: {time.perf_counter() - t:.1f} s (once per process, not counted below)")
     from embedllm.validation import load_config, run_checks
     from tasks.validate import collect_frames, validate
@@ -79,9 +96,11 @@ def main() -> None:
         t, cpu = time.perf_counter(), time.process_time()
         result = validate(db, data_docs=True, force=True).result
         wall, cpu = time.perf_counter() - t, time.process_time() - cpu
-        print(f"validate() #{i + 1} with Data Docs: {wall:.2f} s wall, {cpu:.2f} s CPU (all threads; the wall time "
-              f"an idle machine needs is at most this)  success={result.success}  ({len(result.checks)} "
-              f"expectations, {len(result.failed)} failed, {len(result.errors)} errors)")
+        print(
+            f"validate() #{i + 1} with Data Docs: {wall:.2f} s wall, {cpu:.2f} s CPU (all threads; the wall time "
+            f"an idle machine needs is at most this)  success={result.success}  ({len(result.checks)} "
+            f"expectations, {len(result.failed)} failed, {len(result.errors)} errors)"
+        )
     t = time.perf_counter()
     result = validate(db, data_docs=False, force=True).result
     print(f"validate() without Data Docs: {time.perf_counter() - t:.2f} s  success={result.success}")
@@ -92,17 +111,25 @@ def main() -> None:
     t_frames = time.perf_counter() - t
     t = time.perf_counter()
     run_checks(frames, cfg)
-    print(f"  of which: pulling the frames from DuckDB {t_frames:.2f} s, GE expectations {time.perf_counter() - t:.2f} s")
+    print(
+        f"  of which: pulling the frames from DuckDB {t_frames:.2f} s, GE expectations {time.perf_counter() - t:.2f} s"
+    )
 
     # a defective warehouse: one model lacks 1,000 labels, another has all-1 labels on one benchmark
-    con.execute("DELETE FROM correctness WHERE model_id = 1 AND question_id IN "
-                "(SELECT question_id FROM questions ORDER BY question_id LIMIT 1000)")
-    con.execute("UPDATE correctness SET label = 1 WHERE model_id = 2 AND question_id IN "
-                "(SELECT question_id FROM questions WHERE benchmark = 'mmlu')")
+    con.execute(
+        "DELETE FROM correctness WHERE model_id = 1 AND question_id IN "
+        "(SELECT question_id FROM questions ORDER BY question_id LIMIT 1000)"
+    )
+    con.execute(
+        "UPDATE correctness SET label = 1 WHERE model_id = 2 AND question_id IN "
+        "(SELECT question_id FROM questions WHERE benchmark = 'mmlu')"
+    )
     t = time.perf_counter()
     result = validate(db, data_docs=True, force=True).result
-    print(f"validate() on a defective warehouse: {time.perf_counter() - t:.2f} s  success={result.success}  "
-          f"failed: {', '.join(f'{c.check} ({c.unexpected_count})' for c in result.failed)}")
+    print(
+        f"validate() on a defective warehouse: {time.perf_counter() - t:.2f} s  success={result.success}  "
+        f"failed: {', '.join(f'{c.check} ({c.unexpected_count})' for c in result.failed)}"
+    )
     print(f"Data Docs: {result.data_docs_path}")
     con.close()
 

@@ -8,9 +8,10 @@ import json
 import math
 import subprocess
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 
 def did_you_mean(name: str, choices: Iterable[str], *, substring: bool = True) -> str:
@@ -28,7 +29,7 @@ def did_you_mean(name: str, choices: Iterable[str], *, substring: bool = True) -
 
 def utc_now() -> datetime:
     """Return the current UTC time as a naive datetime (how the warehouse stores TIMESTAMP columns)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -67,8 +68,13 @@ def code_version() -> str:
     from embedllm import __version__
 
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{__version__}+{sha}" if sha else __version__

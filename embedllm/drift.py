@@ -37,9 +37,9 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 class DriftTest:
     """The outcome of comparing fresh sentinel answers with stored labels."""
 
-    n: int               # sentinel questions compared
+    n: int  # sentinel questions compared
     disagreements: int
-    p_value: float       # P(X >= disagreements) under Binomial(n, noise)
+    p_value: float  # P(X >= disagreements) under Binomial(n, noise)
     noise: float
     alpha: float
 
@@ -51,12 +51,15 @@ class DriftTest:
     def line(self) -> str:
         """Return the test as one line: `7 of 32 sentinel answers changed (p = 0.0012 < 0.01)`."""
         verdict = "<" if self.drifted else ">="
-        return (f"{self.disagreements} of {self.n} sentinel answers changed "
-                f"(p = {self.p_value:.2g} {verdict} {self.alpha:g} under {self.noise:.0%} noise)")
+        return (
+            f"{self.disagreements} of {self.n} sentinel answers changed "
+            f"(p = {self.p_value:.2g} {verdict} {self.alpha:g} under {self.noise:.0%} noise)"
+        )
 
 
-def disagreement_test(stored: np.ndarray, fresh: np.ndarray, *, noise: float = NOISE,
-                      alpha: float = ALPHA) -> DriftTest:
+def disagreement_test(
+    stored: np.ndarray, fresh: np.ndarray, *, noise: float = NOISE, alpha: float = ALPHA
+) -> DriftTest:
     """Return the drift test of fresh 0/1 labels against the stored labels of the same questions."""
     stored, fresh = np.asarray(stored, dtype=np.int8), np.asarray(fresh, dtype=np.int8)
     if stored.shape != fresh.shape:

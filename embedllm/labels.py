@@ -22,8 +22,10 @@ from embedllm.errors import ConfigError
 
 DEFAULT_FILTER = "none"
 RULES_FILE = settings.CONFIG_DIR / "label_rules.yaml"
-_SYNTAX = re.compile(r"^\s*(?P<metric>[A-Za-z0-9_.\-]+)\s*(?:,\s*(?P<filter>[^>]+?))?"
-                     r"\s*(?:>\s*(?P<thr>[-+0-9.eE]+))?\s*$")
+_SYNTAX = re.compile(
+    r"^\s*(?P<metric>[A-Za-z0-9_.\-]+)\s*(?:,\s*(?P<filter>[^>]+?))?"
+    r"\s*(?:>\s*(?P<thr>[-+0-9.eE]+))?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -35,21 +37,24 @@ class LabelRule:
     threshold: float | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "LabelRule":
+    def parse(cls, text: str) -> LabelRule:
         """Return the rule written as `metric[,filter][>threshold]`; raise ConfigError on bad syntax."""
         if isinstance(text, LabelRule):
             return text
         m = _SYNTAX.match(str(text))
         if not m:
-            raise ConfigError(f"bad label rule {text!r}: expected metric[,filter][>threshold], "
-                              "e.g. acc, exact_match,flexible-extract or acc>0.5")
+            raise ConfigError(
+                f"bad label rule {text!r}: expected metric[,filter][>threshold], "
+                "e.g. acc, exact_match,flexible-extract or acc>0.5"
+            )
         thr = m.group("thr")
         try:
             threshold = float(thr) if thr is not None else None
         except ValueError:
             raise ConfigError(f"bad label rule {text!r}: threshold {thr!r} is not a number") from None
-        return cls(metric=m.group("metric"), filter=(m.group("filter") or DEFAULT_FILTER).strip(),
-                   threshold=threshold)
+        return cls(
+            metric=m.group("metric"), filter=(m.group("filter") or DEFAULT_FILTER).strip(), threshold=threshold
+        )
 
     @property
     def key(self) -> str:
@@ -87,8 +92,13 @@ def _lookup(name: str, table: dict[str, LabelRule]) -> LabelRule | None:
     return None
 
 
-def rule_for(task: str, overrides: dict[str, LabelRule | str] | None = None, *, group: str | None = None,
-             defaults: dict[str, LabelRule] | None = None) -> LabelRule:
+def rule_for(
+    task: str,
+    overrides: dict[str, LabelRule | str] | None = None,
+    *,
+    group: str | None = None,
+    defaults: dict[str, LabelRule] | None = None,
+) -> LabelRule:
     """Return the rule for TASK: overrides (task, then its group), then defaults; ConfigError with did-you-mean."""
     given = {k: LabelRule.parse(v) for k, v in (overrides or {}).items()}
     table = defaults if defaults is not None else default_rules()
@@ -97,8 +107,10 @@ def rule_for(task: str, overrides: dict[str, LabelRule | str] | None = None, *, 
             if name is not None and (rule := _lookup(name, source)) is not None:
                 return rule
     known = sorted(set(given) | set(table))
-    raise ConfigError(f"no label rule for task {task}{did_you_mean(task, known, substring=False)}: pass --label-rule {task}=METRIC[,FILTER][>THRESHOLD] "
-                      f"or add it to {RULES_FILE}")
+    raise ConfigError(
+        f"no label rule for task {task}{did_you_mean(task, known, substring=False)}: pass --label-rule {task}=METRIC[,FILTER][>THRESHOLD] "
+        f"or add it to {RULES_FILE}"
+    )
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, LabelRule]:
@@ -107,6 +119,8 @@ def parse_overrides(items: list[str] | None) -> dict[str, LabelRule]:
     for item in items or []:
         task, sep, text = item.partition("=")
         if not sep or not task.strip() or not text.strip():
-            raise ConfigError(f"--label-rule {item!r}: expected TASK=RULE, e.g. gsm8k=exact_match,flexible-extract")
+            raise ConfigError(
+                f"--label-rule {item!r}: expected TASK=RULE, e.g. gsm8k=exact_match,flexible-extract"
+            )
         out[task.strip()] = LabelRule.parse(text)
     return out

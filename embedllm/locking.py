@@ -20,10 +20,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
 
 from embedllm.errors import WarehouseLocked
 
@@ -87,8 +87,13 @@ def _try_lock(fd: int) -> bool:
 def _write_holder(fd: int, what: str) -> None:
     """Record this process as the holder in the lock file."""
     command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:200] if sys.argv and sys.argv[0] else what
-    record = {"pid": os.getpid(), "host": socket.gethostname(), "command": command, "what": what,
-              "since": datetime.now().isoformat(timespec="seconds")}
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "what": what,
+        "since": datetime.now().isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
 
@@ -104,15 +109,15 @@ def _acquire(path: Path, wait: float, what: str) -> int:
             waited = f" after waiting {wait:g} s" if wait > 0 else ""
             raise RunLocked(
                 f"warehouse {path.with_suffix('')} is in use by {describe_holder(holder_of(path))}{waited}; "
-                f"wait for that run to finish, pass --wait SECONDS to queue behind it, or use another --warehouse")
+                f"wait for that run to finish, pass --wait SECONDS to queue behind it, or use another --warehouse"
+            )
         time.sleep(POLL_SECONDS)
     _write_holder(fd, what)
     return fd
 
 
 @contextlib.contextmanager
-def run_lock(warehouse: str | os.PathLike, *, wait: float = 0.0,
-             what: str = "pipeline run") -> Iterator[Path]:
+def run_lock(warehouse: str | os.PathLike, *, wait: float = 0.0, what: str = "pipeline run") -> Iterator[Path]:
     """Hold the warehouse's run lock for the block (re-entrant in this process); yield the lock file path."""
     path = lock_path(warehouse)
     with _guard:

@@ -90,8 +90,11 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[st
     """Return per equal-width bin: mean p, mean label and cell count (empty bins omitted)."""
     mean_p, mean_y, count = calibration_bins(y, p, n_bins)
     keep = count > 0
-    return {"mean_p": mean_p[keep].tolist(), "mean_label": mean_y[keep].tolist(),
-            "count": count[keep].astype(int).tolist()}
+    return {
+        "mean_p": mean_p[keep].tolist(),
+        "mean_label": mean_y[keep].tolist(),
+        "count": count[keep].astype(int).tolist(),
+    }
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -145,5 +148,9 @@ def oracle_accuracy(y: np.ndarray) -> float:
 
 def correctness_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "") -> dict[str, float]:
     """Return accuracy, AUC, log loss and ECE of forecasts p against labels y, keys prefixed."""
-    return {f"{prefix}accuracy": accuracy(y, p), f"{prefix}auc": auc(y, p),
-            f"{prefix}log_loss": log_loss(y, p), f"{prefix}ece": ece(y, p)}
+    return {
+        f"{prefix}accuracy": accuracy(y, p),
+        f"{prefix}auc": auc(y, p),
+        f"{prefix}log_loss": log_loss(y, p),
+        f"{prefix}ece": ece(y, p),
+    }

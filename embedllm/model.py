@@ -37,31 +37,33 @@ class EmbedderMismatch(EmbedLLMError):
 class EmbedLLMConfig:
     """Hyperparameters of one model and of how it is trained (stored inside every checkpoint)."""
 
-    n_models: int = 1                 # M: rows of the model-embedding table
-    question_dim: int = 768           # D: question-embedding size (768 all-mpnet-base-v2, 384 all-MiniLM-L6-v2)
-    dim: int = 232                    # d: model-embedding size (paper default 232)
-    noise_alpha: float = 0.05         # std of the Gaussian noise added to e_q in training
-    init_std: float | None = None     # std of the initial model embeddings; None = torch's N(0, 1) default
+    n_models: int = 1  # M: rows of the model-embedding table
+    question_dim: int = 768  # D: question-embedding size (768 all-mpnet-base-v2, 384 all-MiniLM-L6-v2)
+    dim: int = 232  # d: model-embedding size (paper default 232)
+    noise_alpha: float = 0.05  # std of the Gaussian noise added to e_q in training
+    init_std: float | None = None  # std of the initial model embeddings; None = torch's N(0, 1) default
     # --- training ---
-    optimizer: str = "adam"           # adam (L2 weight decay, as in the paper) | adamw (decoupled decay)
+    optimizer: str = "adam"  # adam (L2 weight decay, as in the paper) | adamw (decoupled decay)
     lr: float = 1e-4
-    batch_size: int = 2048            # pairs per step (batching="pairs") or questions per step ("questions")
-    batching: str = "pairs"           # pairs: random (model, question) pairs, as the paper | questions: random
-                                      # questions with all their labelled models (one projection per question)
+    batch_size: int = 2048  # pairs per step (batching="pairs") or questions per step ("questions")
+    batching: str = "pairs"  # pairs: random (model, question) pairs, as the paper | questions: random
+    # questions with all their labelled models (one projection per question)
     epochs: int = 50
-    min_steps_per_epoch: int = 1      # shrink the batch on small data so an epoch has at least this many steps
+    min_steps_per_epoch: int = 1  # shrink the batch on small data so an epoch has at least this many steps
     weight_decay: float = 1e-5
-    patience: int | None = None       # stop after this many epochs without a better validation log loss;
-                                      # None = train all epochs (the paper's recipe), keep the last weights
+    patience: int | None = None  # stop after this many epochs without a better validation log loss;
+    # None = train all epochs (the paper's recipe), keep the last weights
     dim_grid: list[int] = field(default_factory=list)  # dims tried on the validation split; [] = use `dim`
-    lr_schedule: str = "constant"     # constant | cosine (decays to 5% of lr over `epochs`)
+    lr_schedule: str = "constant"  # constant | cosine (decays to 5% of lr over `epochs`)
     seed: int = 0
 
-    def validate(self) -> "EmbedLLMConfig":
+    def validate(self) -> EmbedLLMConfig:
         """Return self after checking the values; raise ConfigError naming the bad field."""
         if self.n_models < 1 or self.question_dim < 1 or self.dim < 1:
-            raise ConfigError(f"n_models, question_dim and dim must be >= 1 (got {self.n_models}, "
-                              f"{self.question_dim}, {self.dim})")
+            raise ConfigError(
+                f"n_models, question_dim and dim must be >= 1 (got {self.n_models}, "
+                f"{self.question_dim}, {self.dim})"
+            )
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"optimizer must be adam or adamw, got {self.optimizer!r}")
         if self.batching not in ("pairs", "questions"):
@@ -73,7 +75,7 @@ class EmbedLLMConfig:
         return self
 
     @classmethod
-    def from_dict(cls, values: dict) -> "EmbedLLMConfig":
+    def from_dict(cls, values: dict) -> EmbedLLMConfig:
         """Return a config from a dict, ignoring keys this version does not know; raise ConfigError on bad ones."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known}).validate()
@@ -89,35 +91,37 @@ class EmbedLLM(nn.Module):
     def __init__(self, config: EmbedLLMConfig):
         super().__init__()
         self.config = config.validate()
-        self.model_embedding = nn.Embedding(config.n_models, config.dim)     # p_m: (M, d)
+        self.model_embedding = nn.Embedding(config.n_models, config.dim)  # p_m: (M, d)
         if config.init_std is not None:
             nn.init.normal_(self.model_embedding.weight, std=config.init_std)
-        self.question_proj = nn.Linear(config.question_dim, config.dim)      # W, b: D -> d
-        self.classifier = nn.Linear(config.dim, 2)                           # on p_m * q: d -> 2
+        self.question_proj = nn.Linear(config.question_dim, config.dim)  # W, b: D -> d
+        self.classifier = nn.Linear(config.dim, 2)  # on p_m * q: d -> 2
         self.meta: dict = {}  # what the checkpoint knows about the data: model_ids, model_names, embedder, run_id
 
     # ------------------------------------------------------------------------------------------ pieces
     def project(self, q_emb: torch.Tensor) -> torch.Tensor:
         """Return q = W (e_q + noise) + b, (Q, d); noise N(0, alpha^2) only in training mode."""
         if q_emb.shape[-1] != self.config.question_dim:
-            raise EmbedderMismatch(f"question embeddings have {q_emb.shape[-1]} dimensions but the model expects "
-                                   f"{self.config.question_dim} (embedder {self.meta.get('embedder', '?')})")
+            raise EmbedderMismatch(
+                f"question embeddings have {q_emb.shape[-1]} dimensions but the model expects "
+                f"{self.config.question_dim} (embedder {self.meta.get('embedder', '?')})"
+            )
         if self.training and self.config.noise_alpha > 0:
             q_emb = q_emb + self.config.noise_alpha * torch.randn_like(q_emb)
         return self.question_proj(q_emb)
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (w_1 - w_0, b_1 - b_0): the classifier collapsed to one logit, shapes (d,) and ()."""
-        w, b = self.classifier.weight, self.classifier.bias                  # (2, d), (2,)
+        w, b = self.classifier.weight, self.classifier.bias  # (2, d), (2,)
         return w[1] - w[0], b[1] - b[0]
 
     # ------------------------------------------------------------------------------------------ scoring
     def forward(self, model_idx: torch.Tensor, q_emb: torch.Tensor) -> torch.Tensor:
         """Return correctness logits (B,) for pairs: model_idx (B,) long, q_emb (B, D) float."""
-        p = self.model_embedding(model_idx)                                  # (B, d)
-        q = self.project(q_emb)                                              # (B, d)
-        out = self.classifier(p * q)                                         # (B, 2)
-        return out[:, 1] - out[:, 0]                                         # (B,)
+        p = self.model_embedding(model_idx)  # (B, d)
+        q = self.project(q_emb)  # (B, d)
+        out = self.classifier(p * q)  # (B, 2)
+        return out[:, 1] - out[:, 0]  # (B,)
 
     def pair_logits(self, model_idx: torch.Tensor, question_idx: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Return logits (B,) for pairs given projected questions q (Q, d) and indices into them (B,)."""
@@ -126,10 +130,10 @@ class EmbedLLM(nn.Module):
 
     def logits_all(self, q_emb: torch.Tensor, model_vectors: torch.Tensor | None = None) -> torch.Tensor:
         """Return logits (Q, M) of every model (or of model_vectors (M', d)) on every question in q_emb (Q, D)."""
-        q = self.project(q_emb)                                              # (Q, d)
-        w, b = self.head_weights()                                           # (d,), ()
+        q = self.project(q_emb)  # (Q, d)
+        w, b = self.head_weights()  # (d,), ()
         p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
-        return (q * w) @ p.T + b                                             # (Q, M)
+        return (q * w) @ p.T + b  # (Q, M)
 
     def collapsed(self, model_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (A (D, M), c (M,)) with logits_all(e) == e @ A + c without noise: the whole model is linear in e_q.
@@ -137,11 +141,11 @@ class EmbedLLM(nn.Module):
         With q = W e + b and logit = (q * w) . p + b', the logit of model m is e . (W^T (w * p_m)) + (b * w) . p_m
         + b'. Routing with A costs one (Q, D) @ (D, M) product, whatever d is.
         """
-        w, b = self.head_weights()                                           # (d,), ()
+        w, b = self.head_weights()  # (d,), ()
         p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
-        wp = p * w                                                           # (M, d)
-        A = self.question_proj.weight.T @ wp.T                               # (D, d) @ (d, M) -> (D, M)
-        c = wp @ self.question_proj.bias + b                                 # (M,)
+        wp = p * w  # (M, d)
+        A = self.question_proj.weight.T @ wp.T  # (D, d) @ (d, M) -> (D, M)
+        c = wp @ self.question_proj.bias + b  # (M,)
         return A, c
 
     @torch.no_grad()
@@ -151,7 +155,9 @@ class EmbedLLM(nn.Module):
         self.eval()
         device = self.model_embedding.weight.device
         x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32)) if isinstance(q_emb, np.ndarray) else q_emb
-        parts = [torch.sigmoid(self.logits_all(x[i:i + chunk].to(device))).cpu() for i in range(0, len(x), chunk)]
+        parts = [
+            torch.sigmoid(self.logits_all(x[i : i + chunk].to(device))).cpu() for i in range(0, len(x), chunk)
+        ]
         self.train(was_training)
         if not parts:
             return np.zeros((0, self.config.n_models), dtype=np.float32)
@@ -163,8 +169,16 @@ class EmbedLLM(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"config": self.config.to_dict(), "state_dict": self.state_dict(), "meta": self.meta,
-                    "format": 1, **extra}, tmp)
+        torch.save(
+            {
+                "config": self.config.to_dict(),
+                "state_dict": self.state_dict(),
+                "meta": self.meta,
+                "format": 1,
+                **extra,
+            },
+            tmp,
+        )
         tmp.replace(path)
         return path
 
@@ -185,6 +199,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str | None = None) 
 
 # ================================================================================================ KNN baseline
 
+
 @dataclass
 class KNNBaseline:
     """The paper's baseline: per model, majority vote of the k nearest TRAIN questions (cosine of embeddings).
@@ -200,13 +215,14 @@ class KNNBaseline:
 
     def __post_init__(self):
         norms = np.linalg.norm(self.train_emb, axis=1, keepdims=True)
-        self._emb = torch.as_tensor((self.train_emb / np.maximum(norms, 1e-12)).astype(np.float32))   # (N, D)
+        self._emb = torch.as_tensor((self.train_emb / np.maximum(norms, 1e-12)).astype(np.float32))  # (N, D)
         observed = self.train_labels >= 0
-        self._yes = torch.as_tensor((self.train_labels == 1).astype(np.float32))                       # (N, M)
-        self._seen = torch.as_tensor(observed.astype(np.float32))                                      # (N, M)
+        self._yes = torch.as_tensor((self.train_labels == 1).astype(np.float32))  # (N, M)
+        self._seen = torch.as_tensor(observed.astype(np.float32))  # (N, M)
         seen = observed.sum(0)
-        self._prior = torch.as_tensor(np.where(seen > 0, (self.train_labels == 1).sum(0) / np.maximum(seen, 1),
-                                               0.5).astype(np.float32))                                # (M,)
+        self._prior = torch.as_tensor(
+            np.where(seen > 0, (self.train_labels == 1).sum(0) / np.maximum(seen, 1), 0.5).astype(np.float32)
+        )  # (M,)
 
     @torch.no_grad()
     def neighbours(self, q_emb: np.ndarray, k_max: int) -> torch.Tensor:
@@ -214,19 +230,27 @@ class KNNBaseline:
         x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32))
         x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
         k_max = min(k_max, len(self._emb))
-        return torch.cat([torch.topk(x[i:i + self.chunk] @ self._emb.T, k_max, dim=1).indices   # (chunk, k)
-                          for i in range(0, len(x), self.chunk)]) if len(x) else torch.zeros((0, k_max), dtype=torch.long)
+        return (
+            torch.cat(
+                [
+                    torch.topk(x[i : i + self.chunk] @ self._emb.T, k_max, dim=1).indices  # (chunk, k)
+                    for i in range(0, len(x), self.chunk)
+                ]
+            )
+            if len(x)
+            else torch.zeros((0, k_max), dtype=torch.long)
+        )
 
     @torch.no_grad()
     def vote_fractions(self, q_emb: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
         """Return {k: (Q, M) fraction of the k nearest answered neighbours that were correct} for each k."""
-        idx = self.neighbours(q_emb, max(ks))                                # (Q, K)
+        idx = self.neighbours(q_emb, max(ks))  # (Q, K)
         out = {}
         for k in ks:
-            nb = idx[:, :k]                                                  # (Q, k)
+            nb = idx[:, :k]  # (Q, k)
             yes = torch.zeros((len(nb), self._yes.shape[1]))
             seen = torch.zeros_like(yes)
-            for j in range(nb.shape[1]):                                     # k gathers of (Q, M), k is small
+            for j in range(nb.shape[1]):  # k gathers of (Q, M), k is small
                 yes += self._yes[nb[:, j]]
                 seen += self._seen[nb[:, j]]
             frac = torch.where(seen > 0, yes / seen.clamp_min(1), self._prior)
@@ -237,13 +261,16 @@ class KNNBaseline:
         """Return the vote fraction (Q, M) for the chosen k; > 0.5 is the majority-vote prediction."""
         return self.vote_fractions(q_emb, [self.k])[self.k]
 
-    def tune_k(self, val_emb: np.ndarray, val_labels: np.ndarray, ks: tuple[int, ...] = (1, 3, 5, 7, 9, 15, 21, 31, 51)
-               ) -> dict[int, float]:
+    def tune_k(
+        self, val_emb: np.ndarray, val_labels: np.ndarray, ks: tuple[int, ...] = (1, 3, 5, 7, 9, 15, 21, 31, 51)
+    ) -> dict[int, float]:
         """Set self.k to the k with the best validation accuracy; return {k: validation accuracy}."""
         ks = [k for k in ks if k <= len(self._emb)] or [1]
         mask = val_labels >= 0
-        scores = {k: float(((frac > 0.5) == (val_labels == 1))[mask].mean()) if mask.any() else 0.0
-                  for k, frac in self.vote_fractions(val_emb, ks).items()}
+        scores = {
+            k: float(((frac > 0.5) == (val_labels == 1))[mask].mean()) if mask.any() else 0.0
+            for k, frac in self.vote_fractions(val_emb, ks).items()
+        }
         self.k = max(scores, key=lambda k: (scores[k], -k))
         return scores
 
@@ -274,6 +301,10 @@ def preset_config(name: str, *, n_models: int, question_dim: int, **overrides) -
     """Return the EmbedLLMConfig of preset NAME for data of this shape; ConfigError with did-you-mean if unknown."""
     presets = load_presets()
     if name not in presets:
-        raise ConfigError(f"unknown preset {name!r}{did_you_mean(name, presets, substring=False)} (known: "
-                          f"{', '.join(sorted(presets))}) [{PRESETS_FILE}]")
-    return EmbedLLMConfig.from_dict({**presets[name], **overrides, "n_models": n_models, "question_dim": question_dim})
+        raise ConfigError(
+            f"unknown preset {name!r}{did_you_mean(name, presets, substring=False)} (known: "
+            f"{', '.join(sorted(presets))}) [{PRESETS_FILE}]"
+        )
+    return EmbedLLMConfig.from_dict(
+        {**presets[name], **overrides, "n_models": n_models, "question_dim": question_dim}
+    )

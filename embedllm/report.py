@@ -40,8 +40,18 @@ CALIBRATION_BINS = 10
 MAX_LEGEND_ENTRIES = 20
 MAX_POINT_LABELS = 30
 NEIGHBOURS = 5
-HEADLINE_METRICS = ("test_accuracy", "test_auc", "test_log_loss", "test_ece", "route_accuracy",
-                    "single_best_accuracy", "oracle_accuracy", "knn_test_accuracy", "train_seconds")
+HEADLINE_METRICS = (
+    "test_accuracy",
+    "test_auc",
+    "test_log_loss",
+    "test_ece",
+    "route_accuracy",
+    "single_best_accuracy",
+    "oracle_accuracy",
+    "knn_test_accuracy",
+    "train_seconds",
+)
+
 
 @dataclass
 class Section:
@@ -61,12 +71,12 @@ class RunData:
     """Everything the report reads about one training run."""
 
     run: dict
-    models: pl.DataFrame          # model_id, name, family (resolved), cost_per_mtok, in embedding-row order
-    embeddings: np.ndarray        # (n_models, d) float64
-    leaderboard: pl.DataFrame     # model, benchmark, accuracy, n_questions
-    forecasts: pl.DataFrame       # model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source
-    probe: pl.DataFrame           # benchmark, pearson_r, mae, n_models
-    test: pl.DataFrame            # model_id, question_id, p_correct, label (labelled test-split pairs)
+    models: pl.DataFrame  # model_id, name, family (resolved), cost_per_mtok, in embedding-row order
+    embeddings: np.ndarray  # (n_models, d) float64
+    leaderboard: pl.DataFrame  # model, benchmark, accuracy, n_questions
+    forecasts: pl.DataFrame  # model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source
+    probe: pl.DataFrame  # benchmark, pearson_r, mae, n_models
+    test: pl.DataFrame  # model_id, question_id, p_correct, label (labelled test-split pairs)
 
 
 def family_of(name: str, family: str | None, tags: list[str] | None) -> str:
@@ -83,6 +93,7 @@ def family_of(name: str, family: str | None, tags: list[str] | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ plotting
+
 
 def _short(name: str, width: int = 28) -> str:
     """Return the part of a model name after the last '/', cut to WIDTH characters."""
@@ -138,17 +149,27 @@ def project_2d(emb: np.ndarray) -> tuple[dict[str, np.ndarray], list[str]]:
 
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
     # exact gradients: O(n^2) but far faster than Barnes-Hut's threaded tree for the few hundred models we map
-    tsne = TSNE(n_components=2, perplexity=perplexity, metric="cosine", init="pca" if d >= 2 else "random",
-                method="exact" if n <= 1000 else "barnes_hut", max_iter=500, random_state=0)
+    tsne = TSNE(
+        n_components=2,
+        perplexity=perplexity,
+        metric="cosine",
+        init="pca" if d >= 2 else "random",
+        method="exact" if n <= 1000 else "barnes_hut",
+        max_iter=500,
+        random_state=0,
+    )
     layouts[f"t-SNE (cosine, perplexity {perplexity:.1f})"] = tsne.fit_transform(emb)
     return layouts, notes
 
 
 def embedding_map_section(data: RunData, out_dir: Path) -> Section:
     """Return section (a): the models' embeddings in 2-D, coloured by family."""
-    sec = Section("map", "Map of model embeddings",
-                  "Each dot is a model; models close together answer the same questions correctly. Colour = "
-                  "family (models.family, else its first tag, else the name before '/').")
+    sec = Section(
+        "map",
+        "Map of model embeddings",
+        "Each dot is a model; models close together answer the same questions correctly. Colour = "
+        "family (models.family, else its first tag, else the name before '/').",
+    )
     n = data.models.height
     if n < 2:
         sec.notes.append(f"The run has {n} model embedding(s); a map needs at least 2.")
@@ -161,19 +182,27 @@ def embedding_map_section(data: RunData, out_dir: Path) -> Section:
     for ax, (method, xy) in zip(axes, layouts.items()):
         for fam in colours:
             idx = [i for i, f in enumerate(fams) if f == fam]
-            ax.scatter(xy[idx, 0], xy[idx, 1], s=46, color=colours[fam], label=fam, edgecolor="white",
-                       linewidth=0.6)
+            ax.scatter(
+                xy[idx, 0], xy[idx, 1], s=46, color=colours[fam], label=fam, edgecolor="white", linewidth=0.6
+            )
         if n <= MAX_POINT_LABELS:
             for i, name in enumerate(names):
-                ax.annotate(_short(name, 22), xy[i], xytext=(4, 3), textcoords="offset points", fontsize=7,
-                            color="#333333")
+                ax.annotate(
+                    _short(name, 22), xy[i], xytext=(4, 3), textcoords="offset points", fontsize=7, color="#333333"
+                )
         ax.set_title(method, fontsize=11)
         ax.set_xlabel("component 1")
         ax.set_ylabel("component 2")
         ax.grid(alpha=0.25)
     if len(colours) <= MAX_LEGEND_ENTRIES:
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper", title="family",
-                   fontsize=8, title_fontsize=9, frameon=False)
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="outside right upper",
+            title="family",
+            fontsize=8,
+            title_fontsize=9,
+            frameon=False,
+        )
     else:
         sec.notes.append(f"{len(colours)} families: the legend is left out; colours still separate families.")
     if n > MAX_POINT_LABELS:
@@ -186,9 +215,12 @@ def embedding_map_section(data: RunData, out_dir: Path) -> Section:
 
 def accuracy_heatmap_section(data: RunData, out_dir: Path) -> Section:
     """Return section (b): observed accuracy per model x benchmark from the leaderboard view."""
-    sec = Section("heatmap", "Accuracy per model and benchmark",
-                  "Each cell is a model's observed accuracy on a benchmark (share of its evaluated questions "
-                  "answered correctly); brighter = more accurate, grey = not evaluated. Rows: best model first.")
+    sec = Section(
+        "heatmap",
+        "Accuracy per model and benchmark",
+        "Each cell is a model's observed accuracy on a benchmark (share of its evaluated questions "
+        "answered correctly); brighter = more accurate, grey = not evaluated. Rows: best model first.",
+    )
     lb = data.leaderboard
     if lb.height == 0:
         sec.notes.append("The leaderboard is empty: no labels are loaded.")
@@ -196,7 +228,8 @@ def accuracy_heatmap_section(data: RunData, out_dir: Path) -> Section:
     wide = lb.pivot(on="benchmark", index="model", values="accuracy", aggregate_function="mean")
     benches = sorted(c for c in wide.columns if c != "model")
     wide = wide.with_columns(pl.mean_horizontal(benches).alias("_mean")).sort(
-        ["_mean", "model"], descending=[True, False])
+        ["_mean", "model"], descending=[True, False]
+    )
     models = wide["model"].to_list()
     acc = np.ma.masked_invalid(wide.select(benches).to_numpy().astype(float))
     cmap = colormaps["viridis"].with_extremes(bad="#d9d9d9")
@@ -210,8 +243,9 @@ def accuracy_heatmap_section(data: RunData, out_dir: Path) -> Section:
     if acc.size <= 400:
         for (i, j), v in np.ndenumerate(acc.filled(np.nan)):
             if not math.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if v < 0.55 else "black")
+                ax.text(
+                    j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.55 else "black"
+                )
     ax.set_xlabel("benchmark")
     ax.set_ylabel("model")
     ax.set_title(f"Observed accuracy ({len(models)} models x {len(benches)} benchmarks)", fontsize=12)
@@ -229,18 +263,25 @@ def probe_table_html(probe: pl.DataFrame) -> str:
         return ""
     rows = "".join(
         f"<tr><td>{html.escape(str(r['benchmark']))}</td><td>{_fmt(r['pearson_r'])}</td>"
-        f"<td>{_fmt(r['mae'])}</td><td>{r['n_models']}</td></tr>" for r in probe.iter_rows(named=True))
-    return ("<p class=\"caption\">Probe: for each benchmark, a linear model on embeddings learned without that "
-            "benchmark's labels predicts each model's accuracy on it (held out per model).</p>"
-            "<table><thead><tr><th>benchmark held out</th><th>Pearson r</th><th>mean abs. error</th>"
-            f"<th>models</th></tr></thead><tbody>{rows}</tbody></table>")
+        f"<td>{_fmt(r['mae'])}</td><td>{r['n_models']}</td></tr>"
+        for r in probe.iter_rows(named=True)
+    )
+    return (
+        '<p class="caption">Probe: for each benchmark, a linear model on embeddings learned without that '
+        "benchmark's labels predicts each model's accuracy on it (held out per model).</p>"
+        "<table><thead><tr><th>benchmark held out</th><th>Pearson r</th><th>mean abs. error</th>"
+        f"<th>models</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def forecast_section(data: RunData, out_dir: Path) -> Section:
     """Return section (c): forecast vs observed accuracy per model and benchmark, with the diagonal."""
-    sec = Section("forecast", "Forecast vs observed benchmark accuracy",
-                  "Each dot is a model on a benchmark: x = accuracy forecast from its embedding, y = accuracy "
-                  "observed on the questions it answered; dots on the dashed diagonal are perfect forecasts.")
+    sec = Section(
+        "forecast",
+        "Forecast vs observed benchmark accuracy",
+        "Each dot is a model on a benchmark: x = accuracy forecast from its embedding, y = accuracy "
+        "observed on the questions it answered; dots on the dashed diagonal are perfect forecasts.",
+    )
     sec.table_html = probe_table_html(data.probe)
     obs = data.forecasts.filter(pl.col("observed_accuracy").is_not_null())
     if obs.height == 0:
@@ -258,9 +299,17 @@ def forecast_section(data: RunData, out_dir: Path) -> Section:
             part = obs.filter((pl.col("benchmark") == bench) & (pl.col("source") == src))
             if part.height:
                 label = bench if len(sources) == 1 else f"{bench} ({src})"
-                ax.scatter(part["predicted_accuracy"], part["observed_accuracy"], s=30, color=colours[bench],
-                           marker=markers.get(src, "o"), alpha=0.85, edgecolor="white", linewidth=0.5,
-                           label=label)
+                ax.scatter(
+                    part["predicted_accuracy"],
+                    part["observed_accuracy"],
+                    s=30,
+                    color=colours[bench],
+                    marker=markers.get(src, "o"),
+                    alpha=0.85,
+                    edgecolor="white",
+                    linewidth=0.5,
+                    label=label,
+                )
     x, y = obs["predicted_accuracy"].to_numpy(), obs["observed_accuracy"].to_numpy()
     r, mae = metrics.pearson(x, y), float(np.mean(np.abs(x - y)))
     ax.set_xlim(-0.02, 1.02)
@@ -270,11 +319,18 @@ def forecast_section(data: RunData, out_dir: Path) -> Section:
     ax.set_xlabel("forecast accuracy (mean P(correct) over the benchmark's questions)")
     ax.set_ylabel("observed accuracy")
     r_text = f"r = {r:.3f}" if r is not None else "r undefined"
-    ax.set_title(f"Benchmark accuracy: forecast vs observed ({r_text}, MAE = {mae:.3f}, {obs.height} pairs)",
-                 fontsize=11)
+    ax.set_title(
+        f"Benchmark accuracy: forecast vs observed ({r_text}, MAE = {mae:.3f}, {obs.height} pairs)", fontsize=11
+    )
     if len(benches) * len(sources) + 1 <= MAX_LEGEND_ENTRIES:
-        fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8, title="benchmark",
-                   title_fontsize=9, frameon=False)
+        fig.legend(
+            *ax.get_legend_handles_labels(),
+            loc="outside right upper",
+            fontsize=8,
+            title="benchmark",
+            title_fontsize=9,
+            frameon=False,
+        )
     if len(benches) == 1:
         sec.notes.append("Only one benchmark: every dot is the same benchmark, one per model.")
     sec.image = _save(fig, out_dir, "forecast_vs_observed.png")
@@ -284,9 +340,12 @@ def forecast_section(data: RunData, out_dir: Path) -> Section:
 
 def calibration_section(data: RunData, out_dir: Path) -> Section:
     """Return section (d): the reliability diagram of forecasts on labelled test-split questions."""
-    sec = Section("calibration", "Calibration of correctness forecasts",
-                  "Forecasts on unseen (test-split) questions, grouped in 10 bins of predicted P(correct): "
-                  "on a calibrated forecaster the dots lie on the diagonal; the bars below count forecasts per bin.")
+    sec = Section(
+        "calibration",
+        "Calibration of correctness forecasts",
+        "Forecasts on unseen (test-split) questions, grouped in 10 bins of predicted P(correct): "
+        "on a calibrated forecaster the dots lie on the diagonal; the bars below count forecasts per bin.",
+    )
     test = data.test
     if test.height == 0:
         sec.notes.append("No test-split question has both a forecast and a label, so calibration cannot be drawn.")
@@ -325,11 +384,12 @@ def costs_and_rule(costs: list[float | None]) -> tuple[np.ndarray, str]:
     if not known or max(known) == 0:
         return scaled, "No model has a cost_per_mtok above 0: every cost counts as 0, so w has no effect."
     n_free = len(costs) - len(known)
-    rule = f"Costs are cost_per_mtok divided by the largest ({max(known):g}), as `embedllm route --cost-weight` does"
+    rule = (
+        f"Costs are cost_per_mtok divided by the largest ({max(known):g}), as `embedllm route --cost-weight` does"
+    )
     if n_free:
         rule += f"; {n_free} model(s) without a registered cost count as free (cost 0), e.g. local models"
     return scaled, rule + "."
-
 
 
 def test_matrices(test: pl.DataFrame, model_ids: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -337,7 +397,8 @@ def test_matrices(test: pl.DataFrame, model_ids: list[int]) -> tuple[np.ndarray,
     row_of = {m: i for i, m in enumerate(model_ids)}
     test = test.filter(pl.col("model_id").is_in(model_ids)).with_columns(
         pl.col("model_id").replace_strict(row_of, return_dtype=pl.Int64).alias("_row"),
-        (pl.col("question_id").rank("dense") - 1).cast(pl.Int64).alias("_col"))
+        (pl.col("question_id").rank("dense") - 1).cast(pl.Int64).alias("_col"),
+    )
     rows, qcol = test["_row"].to_numpy(), test["_col"].to_numpy()
     n_questions = int(qcol.max()) + 1 if test.height else 0
     shape = (len(model_ids), n_questions)
@@ -350,9 +411,12 @@ def test_matrices(test: pl.DataFrame, model_ids: list[int]) -> tuple[np.ndarray,
 
 def routing_section(data: RunData, out_dir: Path) -> Section:
     """Return section (e): routing accuracy and cost vs the single best model and the oracle as w varies."""
-    sec = Section("routing", "Routing: accuracy and cost as the cost weight varies",
-                  "Each labelled test question goes to the evaluated model with the highest p - w x cost; read "
-                  "how much accuracy the router keeps (left) as w lowers the cost it pays (right).")
+    sec = Section(
+        "routing",
+        "Routing: accuracy and cost as the cost weight varies",
+        "Each labelled test question goes to the evaluated model with the highest p - w x cost; read "
+        "how much accuracy the router keeps (left) as w lowers the cost it pays (right).",
+    )
     if data.test.height == 0 or data.models.height == 0:
         sec.notes.append("No labelled test-split question has forecasts, so routing cannot be scored.")
         return sec
@@ -377,8 +441,9 @@ def routing_section(data: RunData, out_dir: Path) -> Section:
         ax.grid(alpha=0.25)
         ax.set_title(f"Router {what} vs w", fontsize=11)
     axes[0].legend(loc="lower left", fontsize=8, framealpha=0.9)
-    fig.suptitle(f"Routing {curve.n_questions:,} labelled test questions over {data.models.height} models",
-                 fontsize=12)
+    fig.suptitle(
+        f"Routing {curve.n_questions:,} labelled test questions over {data.models.height} models", fontsize=12
+    )
     if not has_cost:
         sec.notes.append("The cost panel is left out because every cost is 0.")
     if data.models.height == 1:
@@ -392,13 +457,20 @@ def routing_section(data: RunData, out_dir: Path) -> Section:
 def routing_table_html(curve: RoutingCurve) -> str:
     """Return a small HTML table of the routing curve at w = 0, 0.25, 0.5, 1 next to the references."""
     picks = [i for i, w in enumerate(curve.weights) if any(math.isclose(w, t) for t in (0.0, 0.25, 0.5, 1.0))]
-    rows = "".join(f"<tr><td>router, w = {curve.weights[i]:g}</td><td>{curve.accuracy[i]:.3f}</td>"
-                   f"<td>{curve.cost[i]:.3f}</td></tr>" for i in picks)
-    rows += (f"<tr><td>single best model</td><td>{curve.single_best_accuracy:.3f}</td>"
-             f"<td>{curve.single_best_cost:.3f}</td></tr>"
-             f"<tr><td>oracle</td><td>{curve.oracle_accuracy:.3f}</td><td>{curve.oracle_cost:.3f}</td></tr>")
-    return ("<table><thead><tr><th>policy</th><th>accuracy</th><th>mean normalised cost</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+    rows = "".join(
+        f"<tr><td>router, w = {curve.weights[i]:g}</td><td>{curve.accuracy[i]:.3f}</td>"
+        f"<td>{curve.cost[i]:.3f}</td></tr>"
+        for i in picks
+    )
+    rows += (
+        f"<tr><td>single best model</td><td>{curve.single_best_accuracy:.3f}</td>"
+        f"<td>{curve.single_best_cost:.3f}</td></tr>"
+        f"<tr><td>oracle</td><td>{curve.oracle_accuracy:.3f}</td><td>{curve.oracle_cost:.3f}</td></tr>"
+    )
+    return (
+        "<table><thead><tr><th>policy</th><th>accuracy</th><th>mean normalised cost</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 def nearest_neighbours(emb: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
@@ -414,9 +486,12 @@ def nearest_neighbours(emb: np.ndarray, k: int = NEIGHBOURS) -> tuple[np.ndarray
 
 def neighbours_section(data: RunData) -> Section:
     """Return section (f): each model's nearest neighbours in embedding space (cosine) as an HTML table."""
-    sec = Section("neighbours", "Nearest neighbours in embedding space",
-                  "For each model, the models whose embeddings point the most the same way (cosine similarity: "
-                  "1 = same direction, 0 = unrelated); neighbours tend to get the same questions right.")
+    sec = Section(
+        "neighbours",
+        "Nearest neighbours in embedding space",
+        "For each model, the models whose embeddings point the most the same way (cosine similarity: "
+        "1 = same direction, 0 = unrelated); neighbours tend to get the same questions right.",
+    )
     n = data.models.height
     if n < 2:
         sec.notes.append(f"The run has {n} model embedding(s); neighbours need at least 2.")
@@ -426,15 +501,19 @@ def neighbours_section(data: RunData) -> Section:
     head = "".join(f"<th>#{j + 1}</th>" for j in range(order.shape[1]))
     body = []
     for i in range(n):
-        cells = "".join(f"<td>{html.escape(names[j])} <span class=\"sim\">{s:.2f}</span></td>"
-                        for j, s in zip(order[i], sims[i]))
+        cells = "".join(
+            f'<td>{html.escape(names[j])} <span class="sim">{s:.2f}</span></td>' for j, s in zip(order[i], sims[i])
+        )
         body.append(f"<tr><td><b>{html.escape(names[i])}</b></td><td>{html.escape(fams[i])}</td>{cells}</tr>")
-    sec.table_html = (f"<table class=\"wide\"><thead><tr><th>model</th><th>family</th>{head}</tr></thead>"
-                      f"<tbody>{''.join(body)}</tbody></table>")
+    sec.table_html = (
+        f'<table class="wide"><thead><tr><th>model</th><th>family</th>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
     return sec
 
 
 # ---------------------------------------------------------------------------------------------------- page
+
 
 def _fmt(value: object) -> str:
     """Return a number with 3 decimals (or as is), escaped for HTML; '–' for missing."""
@@ -461,19 +540,25 @@ def _metrics_html(figures: dict) -> str:
     """Return the run's scalar metrics as a two-column HTML table."""
     first = [k for k in HEADLINE_METRICS if k in figures]
     keys = first + [k for k in figures if k not in first]
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(figures[k])}</td></tr>"
-                   for k in keys if isinstance(figures[k], (int, float, str, bool)) or figures[k] is None)
-    return f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>" if rows \
-        else "<p class=\"note\">The run recorded no metrics.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(figures[k])}</td></tr>"
+        for k in keys
+        if isinstance(figures[k], (int, float, str, bool)) or figures[k] is None
+    )
+    return (
+        f"<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else '<p class="note">The run recorded no metrics.</p>'
+    )
 
 
 def _section_html(sec: Section) -> str:
     """Return one section as HTML."""
-    parts = [f"<section id=\"{sec.key}\"><h2>{html.escape(sec.title)}</h2>"]
+    parts = [f'<section id="{sec.key}"><h2>{html.escape(sec.title)}</h2>']
     if sec.image:
-        parts.append(f"<img src=\"{html.escape(sec.image)}\" alt=\"{html.escape(sec.alt)}\">")
-    parts.append(f"<p class=\"caption\">{html.escape(sec.caption)}</p>")
-    parts.extend(f"<p class=\"note\">{html.escape(note)}</p>" for note in sec.notes)
+        parts.append(f'<img src="{html.escape(sec.image)}" alt="{html.escape(sec.alt)}">')
+    parts.append(f'<p class="caption">{html.escape(sec.caption)}</p>')
+    parts.extend(f'<p class="note">{html.escape(note)}</p>' for note in sec.notes)
     parts.append(sec.table_html)
     parts.append("</section>")
     return "".join(parts)
@@ -482,30 +567,38 @@ def _section_html(sec: Section) -> str:
 def render_html(data: RunData, sections: list[Section]) -> str:
     """Return the whole page: run header, metrics, table of contents and every section."""
     run = data.run
-    created = run["created_at"].strftime("%Y-%m-%d %H:%M UTC") if isinstance(run["created_at"], datetime) \
+    created = (
+        run["created_at"].strftime("%Y-%m-%d %H:%M UTC")
+        if isinstance(run["created_at"], datetime)
         else str(run["created_at"])
+    )
     n_questions = data.test["question_id"].n_unique() if data.test.height else 0
-    nav = "".join(f"<a href=\"#{s.key}\">{html.escape(s.title)}</a>" for s in sections)
+    nav = "".join(f'<a href="#{s.key}">{html.escape(s.title)}</a>' for s in sections)
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<link rel=\"icon\" href=\"data:,\">"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>EmbedLLM report: run {html.escape(run['run_id'])}</title><style>{_CSS}</style></head><body>"
-        f"<h1>EmbedLLM report</h1><p class=\"meta\">Run <b>{html.escape(run['run_id'])}</b> · created {created} · "
+        f'<h1>EmbedLLM report</h1><p class="meta">Run <b>{html.escape(run["run_id"])}</b> · created {created} · '
         f"preset {html.escape(str(run['preset']))} · embedder {html.escape(str(run['embedder']))} · "
         f"status {html.escape(str(run['status']))} · {data.models.height} models · "
         f"{n_questions:,} labelled test questions</p>"
         f"<nav>{nav}</nav><h2>Run metrics</h2>{_metrics_html(run['metrics'])}"
         + "".join(_section_html(s) for s in sections)
-        + "</body></html>\n")
-
+        + "</body></html>\n"
+    )
 
 
 def write_page(data: RunData, out: Path) -> Path:
     """Write index.html and its PNG plots for DATA into the folder OUT (which must exist); return index.html."""
-    sections = [embedding_map_section(data, out), accuracy_heatmap_section(data, out),
-                forecast_section(data, out), calibration_section(data, out), routing_section(data, out),
-                neighbours_section(data)]
+    sections = [
+        embedding_map_section(data, out),
+        accuracy_heatmap_section(data, out),
+        forecast_section(data, out),
+        calibration_section(data, out),
+        routing_section(data, out),
+        neighbours_section(data),
+    ]
     index = out / "index.html"
     index.write_text(render_html(data, sections), encoding="utf-8")
     return index

@@ -60,17 +60,22 @@ class RouteChoice:
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict (what `embedllm route --file` writes per line)."""
-        return {"question": self.question, "model": self.model, "p_correct": self.p_correct,
-                "alternatives": [vars(c) for c in self.alternatives], "ranked": [vars(c) for c in self.ranked]}
+        return {
+            "question": self.question,
+            "model": self.model,
+            "p_correct": self.p_correct,
+            "alternatives": [vars(c) for c in self.alternatives],
+            "ranked": [vars(c) for c in self.ranked],
+        }
 
 
 @dataclass
 class RouteBatch:
     """Vectorised routing of Q questions over M models."""
 
-    p: np.ndarray          # (Q, M) P(correct)
-    utility: np.ndarray    # (Q, M) p - cost_weight * normalised cost; -inf for models that may not be chosen
-    chosen: np.ndarray     # (Q,) index of the chosen model
+    p: np.ndarray  # (Q, M) P(correct)
+    utility: np.ndarray  # (Q, M) p - cost_weight * normalised cost; -inf for models that may not be chosen
+    chosen: np.ndarray  # (Q,) index of the chosen model
 
     def top(self, k: int) -> np.ndarray:
         """Return (Q, k) model indices by decreasing utility."""
@@ -91,12 +96,17 @@ def normalised_costs(costs: np.ndarray | list[float | None] | None, n_models: in
 
 
 @torch.no_grad()
-def route_collapsed(A: torch.Tensor, c: torch.Tensor, q_emb: np.ndarray | torch.Tensor,
-                    costs: np.ndarray | None = None, cost_weight: float = 0.0,
-                    allowed: np.ndarray | None = None) -> RouteBatch:
+def route_collapsed(
+    A: torch.Tensor,
+    c: torch.Tensor,
+    q_emb: np.ndarray | torch.Tensor,
+    costs: np.ndarray | None = None,
+    cost_weight: float = 0.0,
+    allowed: np.ndarray | None = None,
+) -> RouteBatch:
     """Return the routing of q_emb (Q, D) given the collapsed model A (D, M), c (M,); costs already normalised."""
     x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32)) if isinstance(q_emb, np.ndarray) else q_emb
-    p = torch.sigmoid(torch.addmm(c, x, A)).numpy()                              # (Q, M)
+    p = torch.sigmoid(torch.addmm(c, x, A)).numpy()  # (Q, M)
     utility = p - cost_weight * costs[None, :] if costs is not None and cost_weight else p.copy()
     if allowed is not None:
         utility[:, ~allowed] = -np.inf
@@ -104,12 +114,18 @@ def route_collapsed(A: torch.Tensor, c: torch.Tensor, q_emb: np.ndarray | torch.
 
 
 @torch.no_grad()
-def route_embeddings(model: EmbedLLM, q_emb: np.ndarray | torch.Tensor, costs: np.ndarray | None = None,
-                     cost_weight: float = 0.0, *, model_vectors: torch.Tensor | None = None,
-                     allowed: np.ndarray | None = None) -> RouteBatch:
+def route_embeddings(
+    model: EmbedLLM,
+    q_emb: np.ndarray | torch.Tensor,
+    costs: np.ndarray | None = None,
+    cost_weight: float = 0.0,
+    *,
+    model_vectors: torch.Tensor | None = None,
+    allowed: np.ndarray | None = None,
+) -> RouteBatch:
     """Return the routing of questions q_emb (Q, D) over the model's (or given) vectors; costs already normalised."""
     model.eval()
-    A, c = model.collapsed(model_vectors)                                        # (D, M), (M,)
+    A, c = model.collapsed(model_vectors)  # (D, M), (M,)
     return route_collapsed(A, c, q_emb, costs, cost_weight, allowed)
 
 
@@ -131,32 +147,46 @@ def check_cost_weight(cost_weight: float) -> float:
     return cost_weight
 
 
-def ranked_choices(batch: RouteBatch, k: int, texts: list[str], names: list[str], ids: list[int],
-                   costs: list[float | None]) -> list[RouteChoice]:
+def ranked_choices(
+    batch: RouteBatch, k: int, texts: list[str], names: list[str], ids: list[int], costs: list[float | None]
+) -> list[RouteChoice]:
     """Return one RouteChoice per question: its top K models by utility, chosen first."""
     top = batch.top(k)
-    return [RouteChoice(question=text, ranked=[
-        Candidate(model=names[j], model_id=ids[j], p_correct=float(batch.p[i, j]), utility=float(batch.utility[i, j]),
-                  cost_per_mtok=costs[j]) for j in top[i]]) for i, text in enumerate(texts)]
+    return [
+        RouteChoice(
+            question=text,
+            ranked=[
+                Candidate(
+                    model=names[j],
+                    model_id=ids[j],
+                    p_correct=float(batch.p[i, j]),
+                    utility=float(batch.utility[i, j]),
+                    cost_per_mtok=costs[j],
+                )
+                for j in top[i]
+            ],
+        )
+        for i, text in enumerate(texts)
+    ]
 
 
 @dataclass
 class Router:
     """Everything routing needs for one training run, loaded once: model, vectors, names, ids, costs, flags."""
 
-    run: dict                      # the training_runs row (run_id, embedder, ...)
+    run: dict  # the training_runs row (run_id, embedder, ...)
     model: EmbedLLM
-    vectors: torch.Tensor          # (M, d) model vectors of the run (trained and onboarded)
+    vectors: torch.Tensor  # (M, d) model vectors of the run (trained and onboarded)
     names: list[str]
     ids: list[int]
-    costs: list[float | None]      # cost_per_mtok per model (None = not registered)
-    active: np.ndarray             # (M,) bool
+    costs: list[float | None]  # cost_per_mtok per model (None = not registered)
+    active: np.ndarray  # (M,) bool
     _collapsed: tuple = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.model.eval()
         with torch.no_grad():
-            self._collapsed = self.model.collapsed(self.vectors)                 # (D, M), (M,)
+            self._collapsed = self.model.collapsed(self.vectors)  # (D, M), (M,)
 
     @property
     def run_id(self) -> str:
@@ -171,8 +201,10 @@ class Router:
     def check_embedder(self, embedder: str | None) -> None:
         """Raise EmbedderMismatch when EMBEDDER (a canonical name) is not the run's embedder."""
         if embedder is not None and embedder != self.embedder:
-            raise EmbedderMismatch(f"run {self.run_id} was trained on {self.embedder} question embeddings, not "
-                                   f"{embedder}: route with that embedder or train a run on {embedder}")
+            raise EmbedderMismatch(
+                f"run {self.run_id} was trained on {self.embedder} question embeddings, not "
+                f"{embedder}: route with that embedder or train a run on {embedder}"
+            )
 
     def allowed(self, names: list[str] | None = None) -> np.ndarray:
         """Return the (M,) mask of models that may be chosen: active ones, restricted to NAMES when given."""
@@ -181,16 +213,25 @@ class Router:
             known = set(self.names)
             for name in names:
                 if name not in known:
-                    raise InputError(f"unknown model {name!r} for run {self.run_id}{did_you_mean(name, self.names)}")
+                    raise InputError(
+                        f"unknown model {name!r} for run {self.run_id}{did_you_mean(name, self.names)}"
+                    )
             mask &= np.isin(np.asarray(self.names, dtype=object), list(names))
         if not mask.any():
             which = f" among {', '.join(names)}" if names is not None else ""
-            raise InputError(f"run {self.run_id} has no active model to route to{which}: "
-                             "`embedllm models list` shows them")
+            raise InputError(
+                f"run {self.run_id} has no active model to route to{which}: `embedllm models list` shows them"
+            )
         return mask
 
-    def route(self, q_emb: np.ndarray, cost_weight: float = 0.0, top_k: int = 3,
-              allowed_names: list[str] | None = None, questions: list[str] | None = None) -> list[RouteChoice]:
+    def route(
+        self,
+        q_emb: np.ndarray,
+        cost_weight: float = 0.0,
+        top_k: int = 3,
+        allowed_names: list[str] | None = None,
+        questions: list[str] | None = None,
+    ) -> list[RouteChoice]:
         """Return, per question embedding (Q, D), the allowed model with the highest utility and the next best."""
         check_cost_weight(cost_weight)
         mask = self.allowed(allowed_names)
@@ -208,36 +249,39 @@ class Router:
 
         return np.asarray(encode(list(check_questions(texts)), self.embedder), dtype=np.float32)
 
-    def route_texts(self, texts: list[str], cost_weight: float = 0.0, top_k: int = 3,
-                    allowed_names: list[str] | None = None) -> list[RouteChoice]:
+    def route_texts(
+        self, texts: list[str], cost_weight: float = 0.0, top_k: int = 3, allowed_names: list[str] | None = None
+    ) -> list[RouteChoice]:
         """Return the routing of question TEXTS (embedded with the run's embedder); empty questions are refused."""
         check_cost_weight(cost_weight)
-        self.allowed(allowed_names)                  # refuse bad names before paying for the encoder
+        self.allowed(allowed_names)  # refuse bad names before paying for the encoder
         return self.route(self.encode(texts), cost_weight, top_k, allowed_names, questions=list(texts))
 
 
 # ================================================================================================ cost sweeps
+
 
 @dataclass
 class RoutingCurve:
     """Routing results over a sweep of cost weights, with the single-best and oracle references."""
 
     weights: np.ndarray
-    accuracy: np.ndarray          # router accuracy per weight
-    cost: np.ndarray              # router mean normalised cost per weight
+    accuracy: np.ndarray  # router accuracy per weight
+    cost: np.ndarray  # router mean normalised cost per weight
     single_best_accuracy: float
     single_best_cost: float
-    single_best_model: int        # row index into the models
+    single_best_model: int  # row index into the models
     oracle_accuracy: float
-    oracle_cost: float            # mean cost of the cheapest correct model (cheapest evaluated when none is)
+    oracle_cost: float  # mean cost of the cheapest correct model (cheapest evaluated when none is)
     n_questions: int
 
 
-COST_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 3)   # cost weights w swept by the report's routing plot
+COST_WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 3)  # cost weights w swept by the report's routing plot
 
 
-def routing_curve(p: np.ndarray, y: np.ndarray, mask: np.ndarray, cost: np.ndarray,
-                  weights: np.ndarray = COST_WEIGHTS) -> RoutingCurve:
+def routing_curve(
+    p: np.ndarray, y: np.ndarray, mask: np.ndarray, cost: np.ndarray, weights: np.ndarray = COST_WEIGHTS
+) -> RoutingCurve:
     """Return router accuracy and cost per weight (utility p - w*cost over the evaluated models) and references.
 
     P, Y and MASK are models x questions; the router chooses per question among the models MASK marks.
@@ -255,8 +299,14 @@ def routing_curve(p: np.ndarray, y: np.ndarray, mask: np.ndarray, cost: np.ndarr
     solved = correct.any(axis=0)
     cheapest_correct = np.where(correct, cost[:, None], np.inf).min(axis=0)
     cheapest_any = np.where(mask, cost[:, None], np.inf).min(axis=0)
-    return RoutingCurve(weights=np.asarray(weights), accuracy=acc, cost=spent,
-                        single_best_accuracy=float(per_model[best]), single_best_cost=float(cost[best]),
-                        single_best_model=best, oracle_accuracy=float(solved.mean()),
-                        oracle_cost=float(np.where(solved, cheapest_correct, cheapest_any).mean()),
-                        n_questions=p.shape[1])
+    return RoutingCurve(
+        weights=np.asarray(weights),
+        accuracy=acc,
+        cost=spent,
+        single_best_accuracy=float(per_model[best]),
+        single_best_cost=float(cost[best]),
+        single_best_model=best,
+        oracle_accuracy=float(solved.mean()),
+        oracle_cost=float(np.where(solved, cheapest_correct, cheapest_any).mean()),
+        n_questions=p.shape[1],
+    )

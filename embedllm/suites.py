@@ -87,8 +87,8 @@ class TaskInfo:
     """What lm-eval's task index says about one suite task."""
 
     task: str
-    kind: str                       # task | group | tag
-    version: str                    # metadata.version; for groups and tags their leaves' versions too
+    kind: str  # task | group | tag
+    version: str  # metadata.version; for groups and tags their leaves' versions too
     leaves: tuple[str, ...] = field(default_factory=tuple)
     leaf_versions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -113,12 +113,16 @@ def suite_file(name_or_path: str | Path) -> Path:
         return candidate
     if as_path or path.is_file():
         if not path.is_file():
-            raise ConfigError(f"suite file {path} does not exist: give a suite name ({', '.join(available_suites())})"
-                              " or the path of a suite YAML")
+            raise ConfigError(
+                f"suite file {path} does not exist: give a suite name ({', '.join(available_suites())})"
+                " or the path of a suite YAML"
+            )
         return path.resolve()
     names = available_suites()
-    raise ConfigError(f"unknown suite {text!r}{_hint(text, names)}; available: {', '.join(names) or 'none'} "
-                      f"(add one as {SUITES_DIR}/<name>.yaml or pass a path)")
+    raise ConfigError(
+        f"unknown suite {text!r}{_hint(text, names)}; available: {', '.join(names) or 'none'} "
+        f"(add one as {SUITES_DIR}/<name>.yaml or pass a path)"
+    )
 
 
 def _int_or_none(value: Any, where: str) -> int | None:
@@ -139,15 +143,21 @@ def _parse_task(item: Any, i: int, file: Path) -> SuiteTask:
         raise ConfigError(f"{where}: expected a mapping with `task: <lm-eval task name>`")
     extra = sorted(set(item) - _TASK_KEYS)
     if extra:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)}{_hint(extra[0], sorted(_TASK_KEYS))}; "
-                          f"allowed: {', '.join(sorted(_TASK_KEYS))}")
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(extra)}{_hint(extra[0], sorted(_TASK_KEYS))}; "
+            f"allowed: {', '.join(sorted(_TASK_KEYS))}"
+        )
     task = item["task"].strip()
     try:
         rule = LabelRule.parse(item["label_rule"]) if item.get("label_rule") else rule_for(task)
     except ConfigError as exc:
         raise ConfigError(f"{where} ({task}): {exc}") from None
-    return SuiteTask(task=task, benchmark=str(item.get("benchmark") or task), label_rule=rule,
-                     num_fewshot=_int_or_none(item.get("num_fewshot"), where))
+    return SuiteTask(
+        task=task,
+        benchmark=str(item.get("benchmark") or task),
+        label_rule=rule,
+        num_fewshot=_int_or_none(item.get("num_fewshot"), where),
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -176,9 +186,14 @@ def _load_suite_file(file: Path, mtime: float) -> Suite:
         if not folder.is_dir():
             raise ConfigError(f"{file}: include_path {p} -> {folder} is not a folder of lm-eval task YAMLs")
         include.append(folder)
-    return Suite(name=str(data.get("name") or file.stem), path=file, tasks=tasks,
-                 description=str(data.get("description") or ""), include_path=tuple(include),
-                 num_fewshot=_int_or_none(data.get("num_fewshot"), str(file)))
+    return Suite(
+        name=str(data.get("name") or file.stem),
+        path=file,
+        tasks=tasks,
+        description=str(data.get("description") or ""),
+        include_path=tuple(include),
+        num_fewshot=_int_or_none(data.get("num_fewshot"), str(file)),
+    )
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
@@ -188,6 +203,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
 
 
 # ------------------------------------------------------------------------------------------ lm-eval tasks
+
 
 @functools.lru_cache(maxsize=8)
 def _task_manager(include_path: tuple[str, ...], include_defaults: bool):
@@ -211,7 +227,9 @@ def cache_root() -> Path:
     """Return embedllm's cache folder ($EMBEDLLM_CACHE, else $XDG_CACHE_HOME/embedllm, else ~/.cache/embedllm)."""
     import os
 
-    base = os.environ.get("EMBEDLLM_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "embedllm")
+    base = os.environ.get("EMBEDLLM_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", "~/.cache"), "embedllm"
+    )
     return Path(base).expanduser()
 
 
@@ -231,15 +249,23 @@ def _children(entry) -> list[str]:
     if entry.kind != Kind.GROUP:
         return []
     raw = (entry.cfg or {}).get("task") or []
-    names = [c if isinstance(c, str) else (c.get("task") or c.get("group")) for c in
-             (raw if isinstance(raw, list) else [raw])]
+    names = [
+        c if isinstance(c, str) else (c.get("task") or c.get("group"))
+        for c in (raw if isinstance(raw, list) else [raw])
+    ]
     return [n for n in names if isinstance(n, str)]
 
 
 def _summary(index: dict) -> dict[str, dict]:
     """Return {name: {kind, version, children}} of an lm-eval task index (plain data: cacheable as JSON)."""
-    return {name: {"kind": e.kind.name.lower().replace("py_task", "task"), "version": _version_of(e),
-                   "children": _children(e)} for name, e in index.items()}
+    return {
+        name: {
+            "kind": e.kind.name.lower().replace("py_task", "task"),
+            "version": _version_of(e),
+            "children": _children(e),
+        }
+        for name, e in index.items()
+    }
 
 
 def _lm_eval_tasks_dir() -> tuple[str, Path]:
@@ -317,8 +343,10 @@ def resolve_tasks(suite: Suite, tm=None) -> dict[str, TaskInfo]:
     for t in suite.tasks:
         if t.task not in index:
             where = f" or {', '.join(str(p) for p in suite.include_path)}" if suite.include_path else ""
-            raise ConfigError(f"unknown task {t.task!r} in suite {suite.name} ({suite.path})"
-                              f"{_hint(t.task, sorted(index))}: not in lm-eval's task registry{where}")
+            raise ConfigError(
+                f"unknown task {t.task!r} in suite {suite.name} ({suite.path})"
+                f"{_hint(t.task, sorted(index))}: not in lm-eval's task registry{where}"
+            )
         entry = index[t.task]
         leaves = tuple(_leaves(t.task, index))
         leaf_versions = tuple((leaf, index[leaf]["version"]) for leaf in leaves)

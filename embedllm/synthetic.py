@@ -14,9 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 PAPER_BENCHMARKS = {  # benchmark -> (share of questions, number of choices or 0 for generative)
-    "mmlu": (0.39, 4), "truthfulqa": (0.02, 4), "social_iqa": (0.05, 3), "piqa": (0.05, 2),
-    "medmcqa": (0.12, 4), "mathqa": (0.08, 5), "logiqa": (0.02, 4), "gsm8k": (0.04, 0),
-    "gpqa": (0.01, 4), "asdiv": (0.06, 0), "other_mc": (0.16, 4),
+    "mmlu": (0.39, 4),
+    "truthfulqa": (0.02, 4),
+    "social_iqa": (0.05, 3),
+    "piqa": (0.05, 2),
+    "medmcqa": (0.12, 4),
+    "mathqa": (0.08, 5),
+    "logiqa": (0.02, 4),
+    "gsm8k": (0.04, 0),
+    "gpqa": (0.01, 4),
+    "asdiv": (0.06, 0),
+    "other_mc": (0.16, 4),
 }
 
 
@@ -24,14 +32,14 @@ PAPER_BENCHMARKS = {  # benchmark -> (share of questions, number of choices or 0
 class SyntheticMatrix:
     """A generated matrix: labels, true probabilities, and what a warehouse would hold about each side."""
 
-    labels: np.ndarray          # (n_models, n_questions) int8 in {0, 1}
-    p_true: np.ndarray          # (n_models, n_questions) float32 true P(correct)
-    embeddings: np.ndarray      # (n_questions, emb_dim) float32 question embeddings
-    benchmark: np.ndarray       # (n_questions,) benchmark name per question
-    n_choices: np.ndarray       # (n_questions,) options per question, 0 = generative
-    split: np.ndarray           # (n_questions,) train / val / test (80/10/10, random)
+    labels: np.ndarray  # (n_models, n_questions) int8 in {0, 1}
+    p_true: np.ndarray  # (n_models, n_questions) float32 true P(correct)
+    embeddings: np.ndarray  # (n_questions, emb_dim) float32 question embeddings
+    benchmark: np.ndarray  # (n_questions,) benchmark name per question
+    n_choices: np.ndarray  # (n_questions,) options per question, 0 = generative
+    split: np.ndarray  # (n_questions,) train / val / test (80/10/10, random)
     model_names: list[str]
-    model_latent: np.ndarray    # (n_models, latent_dim) the planted model vectors
+    model_latent: np.ndarray  # (n_models, latent_dim) the planted model vectors
 
     def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
         """Return the accuracy of predicting with the true probabilities (the best any forecaster can do)."""
@@ -39,8 +47,15 @@ class SyntheticMatrix:
         return float(best[:, mask].mean() if mask is not None else best.mean())
 
 
-def make_matrix(n_models: int = 112, n_questions: int = 36_000, *, latent_dim: int = 12, emb_dim: int = 384,
-                emb_noise: float = 0.3, seed: int = 0) -> SyntheticMatrix:
+def make_matrix(
+    n_models: int = 112,
+    n_questions: int = 36_000,
+    *,
+    latent_dim: int = 12,
+    emb_dim: int = 384,
+    emb_noise: float = 0.3,
+    seed: int = 0,
+) -> SyntheticMatrix:
     """Return a synthetic correctness matrix with realistic structure (families of models, benchmark skills)."""
     rng = np.random.default_rng(seed)
     names = list(PAPER_BENCHMARKS)
@@ -72,17 +87,26 @@ def make_matrix(n_models: int = 112, n_questions: int = 36_000, *, latent_dim: i
     u = rng.random(n_questions)
     split = np.where(u < 0.8, "train", np.where(u < 0.9, "val", "test"))
     model_names = [f"synthetic/family{f:02d}-model{i:03d}" for i, f in enumerate(family)]
-    return SyntheticMatrix(labels=labels, p_true=p_true, embeddings=emb.astype(np.float32),
-                           benchmark=np.array(names)[bench_idx], n_choices=n_choices, split=split,
-                           model_names=model_names, model_latent=model_latent.astype(np.float32))
+    return SyntheticMatrix(
+        labels=labels,
+        p_true=p_true,
+        embeddings=emb.astype(np.float32),
+        benchmark=np.array(names)[bench_idx],
+        n_choices=n_choices,
+        split=split,
+        model_names=model_names,
+        model_latent=model_latent.astype(np.float32),
+    )
 
 
 # ------------------------------------------------------------------------------------ EmbedLLM CSV layout
 
 EMBEDLLM_CSV_COLUMNS = ["prompt_id", "model_id", "category_id", "label", "prompt", "model_name", "category"]
-_WORDS = np.array("the of a which is what an that following best describes answer value most likely when two "
-                  "three number cell energy law state market patient drug court theory process function water "
-                  "system change rate force species protein acid tax contract sample light heat".split())
+_WORDS = np.array(
+    "the of a which is what an that following best describes answer value most likely when two "
+    "three number cell energy law state market patient drug court theory process function water "
+    "system change rate force species protein acid tax contract sample light heat".split()
+)
 
 
 def _synthetic_prompts(benchmark: np.ndarray, rng: np.random.Generator, words: int = 90) -> list[str]:
@@ -90,15 +114,17 @@ def _synthetic_prompts(benchmark: np.ndarray, rng: np.random.Generator, words: i
     body = rng.choice(_WORDS, size=(len(benchmark), words))
     out = []
     for i, (b, w) in enumerate(zip(benchmark, body)):
-        stem = " ".join(w[:words - 16])
-        opts = "\n".join(f"{letter}. {' '.join(w[words - 16 + 4 * k: words - 12 + 4 * k])}"
-                         for k, letter in enumerate("ABCD"))
+        stem = " ".join(w[: words - 16])
+        opts = "\n".join(
+            f"{letter}. {' '.join(w[words - 16 + 4 * k : words - 12 + 4 * k])}" for k, letter in enumerate("ABCD")
+        )
         out.append(f'[{b} #{i}] {stem}, "quoted", which one?\n{opts}\nAnswer:')
     return out
 
 
-def write_embedllm_csv(matrix: SyntheticMatrix, directory, duplicate_fraction: float = 0.01, seed: int = 0,
-                       chunk_models: int = 8) -> dict:
+def write_embedllm_csv(
+    matrix: SyntheticMatrix, directory, duplicate_fraction: float = 0.01, seed: int = 0, chunk_models: int = 8
+) -> dict:
     """Write MATRIX in the published EmbedLLM layout; return counts of rows, duplicate pairs and conflicts.
 
     Files: train.csv / val.csv / test.csv (columns prompt_id, model_id, category_id, label, prompt, model_name,
@@ -106,8 +132,9 @@ def write_embedllm_csv(matrix: SyntheticMatrix, directory, duplicate_fraction: f
     model_order.csv (model_id, model_name). A `duplicate_fraction` of the (model, question) pairs get a second row
     appended to their split file; half of those carry the flipped label (a conflict), like the published data.
     """
-    import polars as pl
     from pathlib import Path
+
+    import polars as pl
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -122,10 +149,17 @@ def write_embedllm_csv(matrix: SyntheticMatrix, directory, duplicate_fraction: f
 
     def frame(m_idx: np.ndarray, q_idx: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
         """Return rows in the published column order."""
-        return pl.DataFrame({
-            "prompt_id": q_idx, "model_id": m_idx, "category_id": cat_id[q_idx], "label": labels,
-            "prompt": prompts.gather(q_idx), "model_name": names.gather(m_idx),
-            "category": matrix.benchmark[q_idx]}).select(EMBEDLLM_CSV_COLUMNS)
+        return pl.DataFrame(
+            {
+                "prompt_id": q_idx,
+                "model_id": m_idx,
+                "category_id": cat_id[q_idx],
+                "label": labels,
+                "prompt": prompts.gather(q_idx),
+                "model_name": names.gather(m_idx),
+                "category": matrix.benchmark[q_idx],
+            }
+        ).select(EMBEDLLM_CSV_COLUMNS)
 
     counts = {"n_rows": 0, "n_duplicate_pairs": 0, "n_conflicts": 0}
     for split in ("train", "val", "test"):

@@ -65,6 +65,7 @@ class TrainingDataError(EmbedLLMError):
 
 # ================================================================================================ data
 
+
 @dataclass
 class Part:
     """One split's questions: embeddings (Q, D) float32 and labels (Q, M) int8 with -1 = no label."""
@@ -80,10 +81,10 @@ class Part:
 class Matrix:
     """The correctness matrix as arrays: one row per question, one column per model."""
 
-    emb: np.ndarray               # (Q, D) float32 question embeddings
-    labels: np.ndarray            # (Q, M) int8, 1 / 0, -1 = not evaluated
-    split: np.ndarray             # (Q,) 'train' | 'val' | 'test'
-    benchmark: np.ndarray         # (Q,) benchmark name
+    emb: np.ndarray  # (Q, D) float32 question embeddings
+    labels: np.ndarray  # (Q, M) int8, 1 / 0, -1 = not evaluated
+    split: np.ndarray  # (Q,) 'train' | 'val' | 'test'
+    benchmark: np.ndarray  # (Q,) benchmark name
     question_ids: list[str]
     model_ids: list[int]
     model_names: list[str]
@@ -97,9 +98,15 @@ class Matrix:
 def matrix_from_synthetic(sm) -> Matrix:
     """Return a Matrix from embedllm.synthetic.SyntheticMatrix (labels transposed to questions x models)."""
     n_q = sm.labels.shape[1]
-    return Matrix(emb=sm.embeddings, labels=np.ascontiguousarray(sm.labels.T.astype(np.int8)), split=sm.split,
-                  benchmark=sm.benchmark, question_ids=[f"q{i:06d}" for i in range(n_q)],
-                  model_ids=list(range(1, len(sm.model_names) + 1)), model_names=list(sm.model_names))
+    return Matrix(
+        emb=sm.embeddings,
+        labels=np.ascontiguousarray(sm.labels.T.astype(np.int8)),
+        split=sm.split,
+        benchmark=sm.benchmark,
+        question_ids=[f"q{i:06d}" for i in range(n_q)],
+        model_ids=list(range(1, len(sm.model_names) + 1)),
+        model_names=list(sm.model_names),
+    )
 
 
 def embedding_array(column: pl.Series) -> np.ndarray:
@@ -108,8 +115,10 @@ def embedding_array(column: pl.Series) -> np.ndarray:
         return np.zeros((0, 0), dtype=np.float32)
     lengths = column.list.len()
     if lengths.min() != lengths.max():
-        raise TrainingDataError(f"question embeddings have mixed lengths ({lengths.min()}..{lengths.max()}): "
-                                "re-run `embedllm embed` for one embedder")
+        raise TrainingDataError(
+            f"question embeddings have mixed lengths ({lengths.min()}..{lengths.max()}): "
+            "re-run `embedllm embed` for one embedder"
+        )
     flat = column.explode().cast(pl.Float32).to_numpy(writable=True)
     return flat.reshape(column.len(), int(lengths.max()))
 
@@ -127,42 +136,53 @@ def matrix_from_frames(questions: pl.DataFrame, labels: pl.DataFrame) -> Matrix:
     mj = labels["model_id"].replace_strict(m_index, return_dtype=pl.Int64).to_numpy()
     ok = qi >= 0
     dense[qi[ok], mj[ok]] = labels["label"].to_numpy()[ok]
-    return Matrix(emb=embedding_array(questions["embedding"]), labels=dense,
-                  split=questions["split"].to_numpy().astype(str),
-                  benchmark=questions["benchmark"].to_numpy().astype(str),
-                  question_ids=questions["question_id"].to_list(), model_ids=models["model_id"].to_list(),
-                  model_names=models["model"].to_list())
+    return Matrix(
+        emb=embedding_array(questions["embedding"]),
+        labels=dense,
+        split=questions["split"].to_numpy().astype(str),
+        benchmark=questions["benchmark"].to_numpy().astype(str),
+        question_ids=questions["question_id"].to_list(),
+        model_ids=models["model_id"].to_list(),
+        model_names=models["model"].to_list(),
+    )
 
 
 def check_trainable(matrix: Matrix) -> None:
     """Raise TrainingDataError unless there are >= 2 models, both classes, and train + validation questions."""
     observed = matrix.labels[matrix.labels >= 0]
     if len(matrix.model_ids) < 2:
-        raise TrainingDataError(f"only one model has labels ({matrix.model_names[0] if matrix.model_names else '-'}):"
-                                " EmbedLLM learns from differences between models; evaluate or import at least two")
+        raise TrainingDataError(
+            f"only one model has labels ({matrix.model_names[0] if matrix.model_names else '-'}):"
+            " EmbedLLM learns from differences between models; evaluate or import at least two"
+        )
     if observed.size == 0 or observed.min() == observed.max():
         cls = "correct" if observed.size and observed.min() == 1 else "wrong"
-        raise TrainingDataError(f"every label is {cls} ({observed.size} labels): a forecaster needs both correct "
-                                "and wrong answers; check the label rules or add harder/easier benchmarks")
+        raise TrainingDataError(
+            f"every label is {cls} ({observed.size} labels): a forecaster needs both correct "
+            "and wrong answers; check the label rules or add harder/easier benchmarks"
+        )
     for split in ("train", "val"):
         if not (matrix.labels[matrix.split == split] >= 0).any():
-            raise TrainingDataError(f"no labelled questions in the {split} split ({len(matrix.question_ids)} "
-                                    "questions in all): add more questions before training")
+            raise TrainingDataError(
+                f"no labelled questions in the {split} split ({len(matrix.question_ids)} "
+                "questions in all): add more questions before training"
+            )
 
 
 # ================================================================================================ fitting
+
 
 @dataclass
 class FitResult:
     """A fitted model and how it got there."""
 
     model: EmbedLLM
-    history: list[dict]              # per epoch: epoch, train_loss, val_log_loss, val_accuracy, seconds
+    history: list[dict]  # per epoch: epoch, train_loss, val_log_loss, val_accuracy, seconds
     best_epoch: int
     val_log_loss: float
     val_accuracy: float
     seconds: float
-    cpu_seconds: float = 0.0         # process CPU time (load-independent on a shared box)
+    cpu_seconds: float = 0.0  # process CPU time (load-independent on a shared box)
 
 
 def make_optimizer(model: EmbedLLM, config: EmbedLLMConfig) -> torch.optim.Optimizer:
@@ -171,17 +191,18 @@ def make_optimizer(model: EmbedLLM, config: EmbedLLMConfig) -> torch.optim.Optim
     return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
-def pairs_loss(model: EmbedLLM, emb: torch.Tensor, q_idx: torch.Tensor, m_idx: torch.Tensor,
-               y: torch.Tensor) -> torch.Tensor:
+def pairs_loss(
+    model: EmbedLLM, emb: torch.Tensor, q_idx: torch.Tensor, m_idx: torch.Tensor, y: torch.Tensor
+) -> torch.Tensor:
     """Return the mean BCE of a batch of pairs; each distinct question of the batch is projected once."""
-    uq, inverse = torch.unique(q_idx, return_inverse=True)                # (U,), (B,)
-    q = model.project(emb[uq])                                           # (U, d)
+    uq, inverse = torch.unique(q_idx, return_inverse=True)  # (U,), (B,)
+    q = model.project(emb[uq])  # (U, d)
     return F.binary_cross_entropy_with_logits(model.pair_logits(m_idx, inverse, q), y)
 
 
 def questions_loss(model: EmbedLLM, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Return the mean BCE over the labelled cells of a batch of questions emb (B, D), labels (B, M)."""
-    logits = model.logits_all(emb)                                       # (B, M)
+    logits = model.logits_all(emb)  # (B, M)
     seen = labels >= 0
     return F.binary_cross_entropy_with_logits(logits[seen], labels[seen].float())
 
@@ -197,22 +218,22 @@ def score_part(model: EmbedLLM, part: Part) -> tuple[float, float]:
 class _Batches:
     """The training split as tensors on the device, and how one step's batch of indices becomes a loss."""
 
-    emb: torch.Tensor                       # (Q, D) questions with at least one label
-    labels: torch.Tensor                    # (Q, M) int8
-    pairs: tuple | None                     # (q_idx (N,), m_idx (N,), y (N,)) when batching pairs
+    emb: torch.Tensor  # (Q, D) questions with at least one label
+    labels: torch.Tensor  # (Q, M) int8
+    pairs: tuple | None  # (q_idx (N,), m_idx (N,), y (N,)) when batching pairs
     n_items: int
     batch_size: int
     steps: int
 
     @classmethod
-    def build(cls, train: Part, config: EmbedLLMConfig, device: torch.device) -> "_Batches":
+    def build(cls, train: Part, config: EmbedLLMConfig, device: torch.device) -> _Batches:
         """Return the training tensors and the step layout (the batch shrinks on small data)."""
         rows = (train.labels >= 0).any(axis=1)
-        emb = torch.as_tensor(train.emb[rows], dtype=torch.float32).to(device)      # (Q, D)
-        labels = torch.as_tensor(train.labels[rows]).to(device)                      # (Q, M) int8
+        emb = torch.as_tensor(train.emb[rows], dtype=torch.float32).to(device)  # (Q, D)
+        labels = torch.as_tensor(train.labels[rows]).to(device)  # (Q, M) int8
         pairs = None
         if config.batching == "pairs":
-            q_idx, m_idx = (labels >= 0).nonzero(as_tuple=True)                      # (N,), (N,)
+            q_idx, m_idx = (labels >= 0).nonzero(as_tuple=True)  # (N,), (N,)
             pairs = (q_idx, m_idx, labels[q_idx, m_idx].float())
         n_items = len(pairs[0]) if pairs else len(emb)
         batch_size = min(config.batch_size, max(1, math.ceil(n_items / config.min_steps_per_epoch)))
@@ -226,8 +247,15 @@ class _Batches:
         return questions_loss(model, self.emb[b], self.labels[b])
 
 
-def _epoch(model: EmbedLLM, opt: torch.optim.Optimizer, data: _Batches, config: EmbedLLMConfig,
-           gen: torch.Generator, first_step: int, total_steps: int) -> float:
+def _epoch(
+    model: EmbedLLM,
+    opt: torch.optim.Optimizer,
+    data: _Batches,
+    config: EmbedLLMConfig,
+    gen: torch.Generator,
+    first_step: int,
+    total_steps: int,
+) -> float:
     """Run one epoch over a random permutation of the items; return the mean training loss."""
     device = data.emb.device
     model.train()
@@ -237,7 +265,7 @@ def _epoch(model: EmbedLLM, opt: torch.optim.Optimizer, data: _Batches, config: 
         if config.lr_schedule == "cosine":
             for g in opt.param_groups:
                 g["lr"] = cosine_lr(first_step + s, total_steps, config.lr)
-        loss = data.loss(model, perm[s * data.batch_size:(s + 1) * data.batch_size])
+        loss = data.loss(model, perm[s * data.batch_size : (s + 1) * data.batch_size])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -245,8 +273,13 @@ def _epoch(model: EmbedLLM, opt: torch.optim.Optimizer, data: _Batches, config: 
     return float(running) / data.steps
 
 
-def fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device | str | None = None,
-        progress: bool = False) -> FitResult:
+def fit(
+    train: Part,
+    val: Part,
+    config: EmbedLLMConfig,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> FitResult:
     """Return a model trained on `train`, early-stopped on `val` log loss when config.patience is set."""
     device = as_device(device)
     with cpu_threads(device):
@@ -261,22 +294,30 @@ def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, p
     model = EmbedLLM(config).to(device)
     opt = make_optimizer(model, config)
     data = _Batches.build(train, config, device)
-    best = (math.inf, 0.0, 0, None)      # val loss, val accuracy, epoch, state
+    best = (math.inf, 0.0, 0, None)  # val loss, val accuracy, epoch, state
     history: list[dict] = []
     epochs = range(1, config.epochs + 1)
     if progress:
         from tqdm import tqdm
+
         epochs = tqdm(epochs, desc=f"train d={config.dim}", unit="epoch", leave=False, mininterval=0)
     for epoch in epochs:
         te = time.perf_counter()
         train_loss = _epoch(model, opt, data, config, gen, (epoch - 1) * data.steps, data.steps * config.epochs)
         val_loss, val_acc = score_part(model, val)
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_log_loss": val_loss,
-                        "val_accuracy": val_acc, "seconds": time.perf_counter() - te})
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_log_loss": val_loss,
+                "val_accuracy": val_acc,
+                "seconds": time.perf_counter() - te,
+            }
+        )
         if progress:
             epochs.set_postfix(val_log_loss=f"{val_loss:.4f}", val_acc=f"{val_acc:.4f}")
         if config.patience is None:
-            best = (val_loss, val_acc, epoch, None)          # the paper's recipe keeps the last epoch
+            best = (val_loss, val_acc, epoch, None)  # the paper's recipe keeps the last epoch
         elif val_loss < best[0]:
             best = (val_loss, val_acc, epoch, copy.deepcopy(model.state_dict()))
         elif epoch - best[2] >= config.patience:
@@ -284,41 +325,62 @@ def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, p
     if best[3] is not None:
         model.load_state_dict(best[3])
     model.eval()
-    return FitResult(model=model, history=history, best_epoch=best[2], val_log_loss=best[0],
-                     val_accuracy=best[1], seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+    return FitResult(
+        model=model,
+        history=history,
+        best_epoch=best[2],
+        val_log_loss=best[0],
+        val_accuracy=best[1],
+        seconds=time.perf_counter() - t0,
+        cpu_seconds=time.process_time() - c0,
+    )
 
 
-def fit_with_dim_search(train: Part, val: Part, config: EmbedLLMConfig, device=None,
-                        progress: bool = False) -> tuple[FitResult, dict[int, dict]]:
+def fit_with_dim_search(
+    train: Part, val: Part, config: EmbedLLMConfig, device=None, progress: bool = False
+) -> tuple[FitResult, dict[int, dict]]:
     """Return the fit whose dim (from config.dim_grid, else config.dim) has the lowest validation log loss."""
     grid = list(config.dim_grid) or [config.dim]
     fits, search = {}, {}
     for d in grid:
         fits[d] = fit(train, val, with_dim(config, d), device, progress)
-        search[d] = {"val_log_loss": fits[d].val_log_loss, "val_accuracy": fits[d].val_accuracy,
-                     "epochs": len(fits[d].history), "best_epoch": fits[d].best_epoch, "seconds": fits[d].seconds,
-                     "cpu_seconds": fits[d].cpu_seconds}
+        search[d] = {
+            "val_log_loss": fits[d].val_log_loss,
+            "val_accuracy": fits[d].val_accuracy,
+            "epochs": len(fits[d].history),
+            "best_epoch": fits[d].best_epoch,
+            "seconds": fits[d].seconds,
+            "cpu_seconds": fits[d].cpu_seconds,
+        }
     best = min(grid, key=lambda d: (fits[d].val_log_loss, d))
     return fits[best], search
 
 
 # ================================================================================================ evaluation
 
+
 def final_metrics(matrix: Matrix, model: EmbedLLM, knn: KNNBaseline | None) -> dict[str, float]:
     """Return the test-split figures (the one and only time the test split is scored)."""
     train, test = matrix.part("train"), matrix.part("test")
-    p = model.predict_all(test.emb)                                                  # (Q_test, M)
+    p = model.predict_all(test.emb)  # (Q_test, M)
     out = metrics.correctness_metrics(test.labels, p, prefix="test_")
-    out |= {"route_accuracy": metrics.routing_accuracy(test.labels, p),
-            "single_best_accuracy": metrics.single_best_accuracy(train.labels, test.labels),
-            "oracle_accuracy": metrics.oracle_accuracy(test.labels)}
-    prior = np.nan_to_num(metrics.per_model_accuracy(train.labels), nan=0.5)          # per-model mean baseline
+    out |= {
+        "route_accuracy": metrics.routing_accuracy(test.labels, p),
+        "single_best_accuracy": metrics.single_best_accuracy(train.labels, test.labels),
+        "oracle_accuracy": metrics.oracle_accuracy(test.labels),
+    }
+    prior = np.nan_to_num(metrics.per_model_accuracy(train.labels), nan=0.5)  # per-model mean baseline
     out["model_mean_test_accuracy"] = metrics.accuracy(test.labels, np.broadcast_to(prior, test.labels.shape))
     if knn is not None:
         pk = knn.predict_proba(test.emb)
-        out |= {"knn_test_accuracy": metrics.accuracy(test.labels, pk), "knn_test_auc": metrics.auc(test.labels, pk),
-                "knn_test_log_loss": metrics.log_loss(test.labels, pk), "knn_test_ece": metrics.ece(test.labels, pk),
-                "knn_route_accuracy": metrics.routing_accuracy(test.labels, pk), "knn_k": knn.k}
+        out |= {
+            "knn_test_accuracy": metrics.accuracy(test.labels, pk),
+            "knn_test_auc": metrics.auc(test.labels, pk),
+            "knn_test_log_loss": metrics.log_loss(test.labels, pk),
+            "knn_test_ece": metrics.ece(test.labels, pk),
+            "knn_route_accuracy": metrics.routing_accuracy(test.labels, pk),
+            "knn_k": knn.k,
+        }
     out["n_test_questions"] = int((test.labels >= 0).any(axis=1).sum())
     out["n_test_labels"] = int((test.labels >= 0).sum())
     return out
@@ -335,8 +397,9 @@ class TrainedMatrix:
     dim_search: dict
 
 
-def train_matrix(matrix: Matrix, config: EmbedLLMConfig, device=None, *, knn: bool = True,
-                 progress: bool = False) -> TrainedMatrix:
+def train_matrix(
+    matrix: Matrix, config: EmbedLLMConfig, device=None, *, knn: bool = True, progress: bool = False
+) -> TrainedMatrix:
     """Return the model fitted on the matrix (dim and epochs chosen on validation) with its test metrics."""
     check_trainable(matrix)
     device = as_device(device)
@@ -344,8 +407,9 @@ def train_matrix(matrix: Matrix, config: EmbedLLMConfig, device=None, *, knn: bo
         return _train_matrix(matrix, config, device, knn, progress)
 
 
-def _train_matrix(matrix: Matrix, config: EmbedLLMConfig, device: torch.device, knn: bool,
-                  progress: bool) -> TrainedMatrix:
+def _train_matrix(
+    matrix: Matrix, config: EmbedLLMConfig, device: torch.device, knn: bool, progress: bool
+) -> TrainedMatrix:
     """Return the fitted model and its metrics (the body of `train_matrix`)."""
     train, val = matrix.part("train"), matrix.part("val")
     fitted, search = fit_with_dim_search(train, val, config, device, progress)
@@ -357,25 +421,41 @@ def _train_matrix(matrix: Matrix, config: EmbedLLMConfig, device: torch.device, 
         knn_val = baseline.tune_k(val.emb, val.labels)
         knn_seconds = time.perf_counter() - t0
     figures = final_metrics(matrix, fitted.model, baseline)
-    figures |= {"train_seconds": sum(s["seconds"] for s in search.values()),
-                "train_cpu_seconds": sum(s["cpu_seconds"] for s in search.values()), "knn_seconds": knn_seconds,
-                "dim": fitted.model.config.dim, "epochs_run": len(fitted.history), "best_epoch": fitted.best_epoch,
-                "val_log_loss": fitted.val_log_loss, "val_accuracy": fitted.val_accuracy,
-                "n_models": len(matrix.model_ids), "n_questions": len(matrix.question_ids),
-                "n_train_labels": int((train.labels >= 0).sum()),
-                "dim_search": {str(d): v for d, v in search.items()}}
+    figures |= {
+        "train_seconds": sum(s["seconds"] for s in search.values()),
+        "train_cpu_seconds": sum(s["cpu_seconds"] for s in search.values()),
+        "knn_seconds": knn_seconds,
+        "dim": fitted.model.config.dim,
+        "epochs_run": len(fitted.history),
+        "best_epoch": fitted.best_epoch,
+        "val_log_loss": fitted.val_log_loss,
+        "val_accuracy": fitted.val_accuracy,
+        "n_models": len(matrix.model_ids),
+        "n_questions": len(matrix.question_ids),
+        "n_train_labels": int((train.labels >= 0).sum()),
+        "dim_search": {str(d): v for d, v in search.items()},
+    }
     if knn:
         figures["knn_val_accuracy_by_k"] = {str(k): v for k, v in knn_val.items()}
-    return TrainedMatrix(model=fitted.model, config=fitted.model.config, metrics=figures, fit=fitted, dim_search=search)
+    return TrainedMatrix(
+        model=fitted.model, config=fitted.model.config, metrics=figures, fit=fitted, dim_search=search
+    )
 
 
 # ================================================================================================ outputs
 
-def save_run_checkpoint(model: EmbedLLM, folder: Path, run_id: str, *, embedder: str, matrix: Matrix,
-                        preset: str) -> Path:
+
+def save_run_checkpoint(
+    model: EmbedLLM, folder: Path, run_id: str, *, embedder: str, matrix: Matrix, preset: str
+) -> Path:
     """Write the run's checkpoint as FOLDER/<run_id>.pt with what it was trained on in its meta; return the path."""
-    model.meta = {"run_id": run_id, "embedder": embedder, "model_ids": matrix.model_ids,
-                  "model_names": matrix.model_names, "preset": preset}
+    model.meta = {
+        "run_id": run_id,
+        "embedder": embedder,
+        "model_ids": matrix.model_ids,
+        "model_names": matrix.model_names,
+        "preset": preset,
+    }
     return model.save_checkpoint(Path(folder) / f"{run_id}.pt")
 
 
@@ -391,28 +471,42 @@ def run_and_model(rows: pl.DataFrame, run_id: str | None, where: str | Path) -> 
     return row, load_checkpoint(row["checkpoint_path"])
 
 
-def model_vectors_frame(run_id: str, model_ids: list[int], model: EmbedLLM, source: str = "trained") -> pl.DataFrame:
+def model_vectors_frame(
+    run_id: str, model_ids: list[int], model: EmbedLLM, source: str = "trained"
+) -> pl.DataFrame:
     """Return the model_embeddings rows of a run: one learned vector per model."""
-    vectors = model.model_embedding.weight.detach().cpu().numpy()                    # (M, d)
-    return pl.DataFrame({"run_id": run_id, "model_id": pl.Series(model_ids, dtype=pl.Int32),
-                         "embedding": pl.Series([v for v in vectors], dtype=pl.List(pl.Float32)),
-                         "source": source})
+    vectors = model.model_embedding.weight.detach().cpu().numpy()  # (M, d)
+    return pl.DataFrame(
+        {
+            "run_id": run_id,
+            "model_id": pl.Series(model_ids, dtype=pl.Int32),
+            "embedding": pl.Series([v for v in vectors], dtype=pl.List(pl.Float32)),
+            "source": source,
+        }
+    )
 
 
-def correctness_table(run_id: str, model_ids: list[int], question_ids: list[str], p: np.ndarray,
-                      source: str = "trained") -> pa.Table:
+def correctness_table(
+    run_id: str, model_ids: list[int], question_ids: list[str], p: np.ndarray, source: str = "trained"
+) -> pa.Table:
     """Return an Arrow table of forecasts, model-major, from p (Q, M); strings dictionary-encoded (no copies)."""
     n_q, n_m = p.shape
-    qids = pa.DictionaryArray.from_arrays(pa.array(np.tile(np.arange(n_q, dtype=np.int32), n_m)),
-                                          pa.array(question_ids, pa.string()))
+    qids = pa.DictionaryArray.from_arrays(
+        pa.array(np.tile(np.arange(n_q, dtype=np.int32), n_m)), pa.array(question_ids, pa.string())
+    )
 
     def const(value: str) -> pa.DictionaryArray:
         """Return a dictionary array holding VALUE in every row."""
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n_q * n_m, dtype=np.int32)),
-                                              pa.array([value], pa.string()))
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n_q * n_m, dtype=np.int32)), pa.array([value], pa.string())
+        )
 
-    return pa.table({"run_id": const(run_id),
-                     "model_id": pa.array(np.repeat(np.asarray(model_ids, dtype=np.int32), n_q)),
-                     "question_id": qids,
-                     "p_correct": pa.array(np.ascontiguousarray(p.T, dtype=np.float32).ravel()),
-                     "source": const(source)})
+    return pa.table(
+        {
+            "run_id": const(run_id),
+            "model_id": pa.array(np.repeat(np.asarray(model_ids, dtype=np.int32), n_q)),
+            "question_id": qids,
+            "p_correct": pa.array(np.ascontiguousarray(p.T, dtype=np.float32).ravel()),
+            "source": const(source),
+        }
+    )

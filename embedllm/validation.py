@@ -16,10 +16,11 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -37,6 +38,7 @@ class ValidationFailed(PipelineStopped):
 
 
 # ------------------------------------------------------------------------------------------------- config
+
 
 def _merge(base: dict, override: dict, where: str) -> dict:
     """Return BASE with OVERRIDE's keys merged in; raise ConfigError on unknown keys or a value of the wrong kind."""
@@ -91,6 +93,7 @@ def load_config(path: str | Path | None = None) -> dict:
 
 # ------------------------------------------------------------------------------------------------- frames
 
+
 @dataclass(frozen=True)
 class Frame:
     """A frame the checks read; index columns identify a row in failure examples."""
@@ -99,15 +102,18 @@ class Frame:
     index_columns: tuple[str, ...]
 
 
-FRAMES: dict[str, Frame] = {f.name: f for f in [
-    Frame("labels", ("model_id", "question_id")),
-    Frame("questions", ("question_id", "task")),
-    Frame("label_questions", ("question_id", "n_labels")),
-    Frame("split_shares", ("split", "n_questions", "share", "target")),
-    Frame("coverage", ("model", "n_expected", "missing_by_benchmark", "missing_examples")),
-    Frame("model_benchmarks", ("model", "benchmark", "n_labels")),
-    Frame("chance", ("model", "benchmark", "n_labels", "chance")),
-]}
+FRAMES: dict[str, Frame] = {
+    f.name: f
+    for f in [
+        Frame("labels", ("model_id", "question_id")),
+        Frame("questions", ("question_id", "task")),
+        Frame("label_questions", ("question_id", "n_labels")),
+        Frame("split_shares", ("split", "n_questions", "share", "target")),
+        Frame("coverage", ("model", "n_expected", "missing_by_benchmark", "missing_examples")),
+        Frame("model_benchmarks", ("model", "benchmark", "n_labels")),
+        Frame("chance", ("model", "benchmark", "n_labels", "chance")),
+    ]
+}
 
 
 def constant_frame(cells: Any, cfg: dict) -> Any:
@@ -119,8 +125,9 @@ def constant_frame(cells: Any, cfg: dict) -> Any:
 def chance_frame(cells: Any, cfg: dict) -> Any:
     """Return the cells with enough multiple-choice labels, their accuracy there, chance and the floor below it."""
     c = cfg["chance"]
-    mc = cells.loc[cells["n_mc"] >= c["min_questions"],
-                   ["model", "benchmark", "n_mc", "mc_accuracy", "chance", "chance_sd"]]
+    mc = cells.loc[
+        cells["n_mc"] >= c["min_questions"], ["model", "benchmark", "n_mc", "mc_accuracy", "chance", "chance_sd"]
+    ]
     mc = mc.rename(columns={"n_mc": "n_labels", "mc_accuracy": "accuracy"}).reset_index(drop=True)
     spread = (mc["chance_sd"].astype(float) * float(c["sigmas"])).clip(lower=float(c["margin"]))
     mc["chance_floor"] = mc["chance"].astype(float) - spread
@@ -128,6 +135,7 @@ def chance_frame(cells: Any, cfg: dict) -> Any:
 
 
 # ------------------------------------------------------------------------------------------------- checks
+
 
 @dataclass(frozen=True)
 class Check:
@@ -137,49 +145,132 @@ class Check:
     frame: str
     column: str
     description: str
-    build: Callable[[Any, dict], Any]   # (great_expectations.expectations module, config) -> Expectation
+    build: Callable[[Any, dict], Any]  # (great_expectations.expectations module, config) -> Expectation
 
 
 CHECKS: list[Check] = [
-    Check("labels_present", "labels", "(table)", "the warehouse holds at least one label",
-          lambda E, c: E.ExpectTableRowCountToBeBetween(min_value=1)),
-    Check("label_not_null", "labels", "label", "every label is set",
-          lambda E, c: E.ExpectColumnValuesToNotBeNull(column="label")),
-    Check("label_in_set", "labels", "label", "labels are 0 or 1",
-          lambda E, c: E.ExpectColumnValuesToBeInSet(column="label", value_set=list(c["labels"]["allowed"]))),
-    Check("label_pair_unique", "labels", "model_id, question_id", "one label per (model, question)",
-          lambda E, c: E.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "question_id"])),
-    Check("labels_reference_questions", "label_questions", "known", "every labelled question exists in questions",
-          lambda E, c: E.ExpectColumnValuesToBeInSet(column="known", value_set=[True])),
-    Check("prompt_not_null", "questions", "prompt", "every question has a prompt",
-          lambda E, c: E.ExpectColumnValuesToNotBeNull(column="prompt")),
-    Check("prompt_not_blank", "questions", "prompt", "prompts are not empty or blank",
-          lambda E, c: E.ExpectColumnValuesToMatchRegex(column="prompt", regex=c["questions"]["prompt_pattern"])),
-    Check("benchmark_not_null", "questions", "benchmark", "every question has a benchmark",
-          lambda E, c: E.ExpectColumnValuesToNotBeNull(column="benchmark")),
-    Check("benchmark_not_blank", "questions", "benchmark", "benchmark names are not empty",
-          lambda E, c: E.ExpectColumnValuesToMatchRegex(column="benchmark",
-                                                        regex=c["questions"]["benchmark_pattern"])),
-    Check("split_not_null", "questions", "split", "every question has a split",
-          lambda E, c: E.ExpectColumnValuesToNotBeNull(column="split")),
-    Check("split_in_set", "questions", "split", "splits are train, val or test",
-          lambda E, c: E.ExpectColumnValuesToBeInSet(column="split", value_set=list(c["splits"]["targets"]))),
-    Check("split_shares", "split_shares", "deviation", "split shares are within tolerance of their targets",
-          lambda E, c: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="allowed_deviation", column_B="deviation",
-                                                                 or_equal=True)),
-    Check("suite_questions_present", "coverage", "n_expected", "the warehouse holds questions of the suite",
-          lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_expected", min_value=1)),
-    Check("coverage", "coverage", "n_missing", "every active model has labels for every question of the suite",
-          lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_missing", min_value=0,
-                                                       max_value=c["coverage"]["max_missing_per_model"])),
-    Check("labels_not_constant", "model_benchmarks", "accuracy",
-          "no model has all-equal labels on a benchmark with enough questions",
-          lambda E, c: E.ExpectColumnValuesToBeBetween(column="accuracy", min_value=0, max_value=1,
-                                                       strict_min=True, strict_max=True)),
-    Check("above_chance", "chance", "accuracy",
-          "multiple-choice accuracy is not far below chance (1/n_choices)",
-          lambda E, c: E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="accuracy", column_B="chance_floor",
-                                                                 or_equal=True)),
+    Check(
+        "labels_present",
+        "labels",
+        "(table)",
+        "the warehouse holds at least one label",
+        lambda E, c: E.ExpectTableRowCountToBeBetween(min_value=1),
+    ),
+    Check(
+        "label_not_null",
+        "labels",
+        "label",
+        "every label is set",
+        lambda E, c: E.ExpectColumnValuesToNotBeNull(column="label"),
+    ),
+    Check(
+        "label_in_set",
+        "labels",
+        "label",
+        "labels are 0 or 1",
+        lambda E, c: E.ExpectColumnValuesToBeInSet(column="label", value_set=list(c["labels"]["allowed"])),
+    ),
+    Check(
+        "label_pair_unique",
+        "labels",
+        "model_id, question_id",
+        "one label per (model, question)",
+        lambda E, c: E.ExpectCompoundColumnsToBeUnique(column_list=["model_id", "question_id"]),
+    ),
+    Check(
+        "labels_reference_questions",
+        "label_questions",
+        "known",
+        "every labelled question exists in questions",
+        lambda E, c: E.ExpectColumnValuesToBeInSet(column="known", value_set=[True]),
+    ),
+    Check(
+        "prompt_not_null",
+        "questions",
+        "prompt",
+        "every question has a prompt",
+        lambda E, c: E.ExpectColumnValuesToNotBeNull(column="prompt"),
+    ),
+    Check(
+        "prompt_not_blank",
+        "questions",
+        "prompt",
+        "prompts are not empty or blank",
+        lambda E, c: E.ExpectColumnValuesToMatchRegex(column="prompt", regex=c["questions"]["prompt_pattern"]),
+    ),
+    Check(
+        "benchmark_not_null",
+        "questions",
+        "benchmark",
+        "every question has a benchmark",
+        lambda E, c: E.ExpectColumnValuesToNotBeNull(column="benchmark"),
+    ),
+    Check(
+        "benchmark_not_blank",
+        "questions",
+        "benchmark",
+        "benchmark names are not empty",
+        lambda E, c: E.ExpectColumnValuesToMatchRegex(
+            column="benchmark", regex=c["questions"]["benchmark_pattern"]
+        ),
+    ),
+    Check(
+        "split_not_null",
+        "questions",
+        "split",
+        "every question has a split",
+        lambda E, c: E.ExpectColumnValuesToNotBeNull(column="split"),
+    ),
+    Check(
+        "split_in_set",
+        "questions",
+        "split",
+        "splits are train, val or test",
+        lambda E, c: E.ExpectColumnValuesToBeInSet(column="split", value_set=list(c["splits"]["targets"])),
+    ),
+    Check(
+        "split_shares",
+        "split_shares",
+        "deviation",
+        "split shares are within tolerance of their targets",
+        lambda E, c: E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="allowed_deviation", column_B="deviation", or_equal=True
+        ),
+    ),
+    Check(
+        "suite_questions_present",
+        "coverage",
+        "n_expected",
+        "the warehouse holds questions of the suite",
+        lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_expected", min_value=1),
+    ),
+    Check(
+        "coverage",
+        "coverage",
+        "n_missing",
+        "every active model has labels for every question of the suite",
+        lambda E, c: E.ExpectColumnValuesToBeBetween(
+            column="n_missing", min_value=0, max_value=c["coverage"]["max_missing_per_model"]
+        ),
+    ),
+    Check(
+        "labels_not_constant",
+        "model_benchmarks",
+        "accuracy",
+        "no model has all-equal labels on a benchmark with enough questions",
+        lambda E, c: E.ExpectColumnValuesToBeBetween(
+            column="accuracy", min_value=0, max_value=1, strict_min=True, strict_max=True
+        ),
+    ),
+    Check(
+        "above_chance",
+        "chance",
+        "accuracy",
+        "multiple-choice accuracy is not far below chance (1/n_choices)",
+        lambda E, c: E.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="accuracy", column_B="chance_floor", or_equal=True
+        ),
+    ),
 ]
 
 
@@ -200,8 +291,10 @@ class CheckResult:
 
     def examples_text(self, limit: int = 3, width: int = 200) -> str:
         """Return the first examples as one short line."""
-        text = "; ".join(f"({format_example(ex)})" if isinstance(ex, dict) else format_example(ex)
-                         for ex in self.examples[:limit])
+        text = "; ".join(
+            f"({format_example(ex)})" if isinstance(ex, dict) else format_example(ex)
+            for ex in self.examples[:limit]
+        )
         return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -245,14 +338,25 @@ def _check_result(check: Check, ge_result: Any, n_examples: int) -> CheckResult:
         examples = [{"observed_value": result["observed_value"]}]
     status = ERROR if message else (PASS if ge_result.success else FAIL)
     order = FRAMES[check.frame].index_columns
-    examples = [{k: ex[k] for k in sorted(ex, key=lambda k: order.index(k) if k in order else len(order))}
-                if isinstance(ex, dict) else ex for ex in examples]
+    examples = [
+        {k: ex[k] for k in sorted(ex, key=lambda k: order.index(k) if k in order else len(order))}
+        if isinstance(ex, dict)
+        else ex
+        for ex in examples
+    ]
     unexpected = result.get("unexpected_count")
-    return CheckResult(check=check.name, frame=check.frame, expectation=ge_result.expectation_config.type,
-                       column=check.column, description=check.description, status=status,
-                       element_count=result.get("element_count"),
-                       unexpected_count=unexpected, examples=jsonable(examples[:n_examples]) if status == FAIL else [],
-                       message=message)
+    return CheckResult(
+        check=check.name,
+        frame=check.frame,
+        expectation=ge_result.expectation_config.type,
+        column=check.column,
+        description=check.description,
+        status=status,
+        element_count=result.get("element_count"),
+        unexpected_count=unexpected,
+        examples=jsonable(examples[:n_examples]) if status == FAIL else [],
+        message=message,
+    )
 
 
 def _gx_context(docs_dir: Path | None) -> Any:
@@ -261,21 +365,32 @@ def _gx_context(docs_dir: Path | None) -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
 
-    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-                               analytics_enabled=False,
-                               progress_bars={"globally": False, "metric_calculations": False})
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars={"globally": False, "metric_calculations": False},
+    )
     context = gx.get_context(mode="ephemeral", project_config=config)
     if docs_dir is not None:
-        context.add_data_docs_site(DOCS_SITE, {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        context.add_data_docs_site(
+            DOCS_SITE,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
     return context
 
 
-def run_checks(frames: dict[str, Any], cfg: dict, *, docs_dir: Path | None = None, run_id: str | None = None,
-               checks: list[Check] | None = None) -> tuple[list[CheckResult], Path | None]:
+def run_checks(
+    frames: dict[str, Any],
+    cfg: dict,
+    *,
+    docs_dir: Path | None = None,
+    run_id: str | None = None,
+    checks: list[Check] | None = None,
+) -> tuple[list[CheckResult], Path | None]:
     """Run every check's expectation with GE on its frame; return the results and the Data Docs index (if written)."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -284,7 +399,7 @@ def run_checks(frames: dict[str, Any], cfg: dict, *, docs_dir: Path | None = Non
     n_examples = int(cfg["report"]["examples"])
     context = _gx_context(docs_dir)
     source = context.data_sources.add_pandas("warehouse")
-    ge_run = RunIdentifier(run_name=run_id or uuid.uuid4().hex[:12], run_time=datetime.now(timezone.utc))
+    ge_run = RunIdentifier(run_name=run_id or uuid.uuid4().hex[:12], run_time=datetime.now(UTC))
     by_name = {c.name: c for c in checks}
     results: dict[str, CheckResult] = {}
     for frame_name in dict.fromkeys(c.frame for c in checks):
@@ -296,13 +411,18 @@ def run_checks(frames: dict[str, Any], cfg: dict, *, docs_dir: Path | None = Non
             expectation.notes = check.description
             suite.add_expectation(expectation)
         batch = source.add_dataframe_asset(frame_name).add_batch_definition_whole_dataframe("all")
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=frame_name, data=batch,
-                                                                                suite=suite))
+        definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=frame_name, data=batch, suite=suite)
+        )
         present = [c for c in frame.index_columns if c in frames[frame_name].columns]
-        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": n_examples,
-                         "unexpected_index_column_names": present}
-        run = definition.run(batch_parameters={"dataframe": frames[frame_name]}, result_format=result_format,
-                             run_id=ge_run)
+        result_format = {
+            "result_format": "SUMMARY",
+            "partial_unexpected_count": n_examples,
+            "unexpected_index_column_names": present,
+        }
+        run = definition.run(
+            batch_parameters={"dataframe": frames[frame_name]}, result_format=result_format, run_id=ge_run
+        )
         for ge_result in run.results:
             check = by_name[ge_result.expectation_config.meta["check"]]
             results[check.name] = _check_result(check, ge_result, n_examples)
@@ -314,6 +434,7 @@ def run_checks(frames: dict[str, Any], cfg: dict, *, docs_dir: Path | None = Non
 
 
 # ------------------------------------------------------------------------------------------------- the run
+
 
 @dataclass
 class ValidationResult:
@@ -349,8 +470,10 @@ class ValidationResult:
             return
         bad = ", ".join(f"{c.check} ({c.status})" for c in self.failed + self.errors)
         where = f"; details in Data Docs {self.data_docs_path}" if self.data_docs_path else ""
-        raise ValidationFailed(f"validation run {self.run_id} did not pass: {bad}{where}; fix the data or the "
-                               "thresholds in embedllm/config/validation.yaml, then run `embedllm validate` again")
+        raise ValidationFailed(
+            f"validation run {self.run_id} did not pass: {bad}{where}; fix the data or the "
+            "thresholds in embedllm/config/validation.yaml, then run `embedllm validate` again"
+        )
 
     def check(self, name: str) -> CheckResult:
         """Return the result of the named check."""
@@ -361,26 +484,39 @@ class ValidationResult:
 
     def summary(self) -> dict:
         """Return the JSON-able summary stored in validation_runs.summary."""
-        return {"suite": self.suite, "config_path": self.config_path, "seconds": round(self.seconds, 3),
-                "frame_rows": self.frame_rows, "checks": [asdict(c) for c in self.checks]}
+        return {
+            "suite": self.suite,
+            "config_path": self.config_path,
+            "seconds": round(self.seconds, 3),
+            "frame_rows": self.frame_rows,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
     def headline(self) -> str:
         """Return one line: passed/failed with counts."""
         verdict = "passed" if self.success else "FAILED"
-        return (f"validation {verdict}: {len(self.checks)} expectations, {len(self.failed)} failed, "
-                f"{len(self.errors)} errors ({self.frame_rows.get('labels', 0):,} labels, "
-                f"{self.frame_rows.get('questions', 0):,} questions, {self.seconds:.1f} s)")
+        return (
+            f"validation {verdict}: {len(self.checks)} expectations, {len(self.failed)} failed, "
+            f"{len(self.errors)} errors ({self.frame_rows.get('labels', 0):,} labels, "
+            f"{self.frame_rows.get('questions', 0):,} questions, {self.seconds:.1f} s)"
+        )
 
     def summary_markdown(self) -> str:
         """Return a Markdown report: the headline, one table row per expectation, the Data Docs path."""
-        lines = [f"**{self.headline()}**", "",
-                 f"run `{self.run_id}`" + (f", suite `{self.suite}`" if self.suite else ", all questions"), "",
-                 "| check | status | column | unexpected | examples |", "|---|---|---|---|---|"]
+        lines = [
+            f"**{self.headline()}**",
+            "",
+            f"run `{self.run_id}`" + (f", suite `{self.suite}`" if self.suite else ", all questions"),
+            "",
+            "| check | status | column | unexpected | examples |",
+            "|---|---|---|---|---|",
+        ]
         for c in self.checks:
             detail = c.message if c.status == ERROR else c.examples_text()
             count = "" if c.unexpected_count is None else f"{c.unexpected_count:,}"
-            lines.append(f"| {c.check} | {c.status.upper()} | {c.column} | {count} | "
-                         f"{(detail or '').replace('|', '/')} |")
+            lines.append(
+                f"| {c.check} | {c.status.upper()} | {c.column} | {count} | {(detail or '').replace('|', '/')} |"
+            )
         if self.data_docs_path:
             lines += ["", f"Data Docs: [{self.data_docs_path}]({Path(self.data_docs_path).as_uri()})"]
         return "\n".join(lines)
@@ -395,11 +531,13 @@ def suite_scope(suite: str) -> tuple[list[str], list[str]]:
     if load_suite is not None:
         loaded = load_suite(suite)
         return [t.task for t in loaded.tasks], [t.benchmark for t in loaded.tasks]
-    path = Path(suite) if Path(suite).suffix in (".yaml", ".yml") else settings.CONFIG_DIR / "suites" / f"{suite}.yaml"
+    path = (
+        Path(suite)
+        if Path(suite).suffix in (".yaml", ".yml")
+        else settings.CONFIG_DIR / "suites" / f"{suite}.yaml"
+    )
     data = _read_yaml(path) if path.exists() else None
     if data is None or not isinstance(data.get("tasks"), list):
         raise ConfigError(f"unknown suite {suite!r}: no suite YAML with a tasks: list at {path}")
     tasks = [t for t in data["tasks"] if isinstance(t, dict) and "task" in t]
     return [str(t["task"]) for t in tasks], [str(t.get("benchmark", t["task"])) for t in tasks]
-
-

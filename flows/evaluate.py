@@ -35,17 +35,29 @@ def dask_runner(n_workers: int = DASK_WORKERS, processes: bool = True, address: 
 
     if address:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": n_workers, "threads_per_worker": 1,
-                                          "processes": processes, "dashboard_address": ":0"})
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": n_workers,
+            "threads_per_worker": 1,
+            "processes": processes,
+            "dashboard_address": ":0",
+        }
+    )
 
 
 @flow(name="evaluate-models", task_runner=ThreadPoolTaskRunner(max_workers=1))
-def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = False,
-                    progress_id: str | None = None) -> tuple[list, StageReport]:
+def evaluate_models(
+    jobs: list, staging: str, scope: str, refresh_cache: bool = False, progress_id: str | None = None
+) -> tuple[list, StageReport]:
     """Evaluate every job on this flow's task runner, updating the caller's progress artifact; return outcomes."""
     t0 = time.perf_counter()
-    progress = UUID(progress_id) if progress_id else create_progress_artifact(0.0, key="evaluation-progress",
-                                                       description=f"0 of {len(jobs)} models evaluated")
+    progress = (
+        UUID(progress_id)
+        if progress_id
+        else create_progress_artifact(
+            0.0, key="evaluation-progress", description=f"0 of {len(jobs)} models evaluated"
+        )
+    )
     task = steps.evaluate_model.with_options(refresh_cache=refresh_cache or None)
     futures = {task.submit(job, staging, scope): job for job in jobs}
     outcomes = []
@@ -54,52 +66,93 @@ def evaluate_models(jobs: list, staging: str, scope: str, refresh_cache: bool = 
         if future.state.name == "Cached" and not steps.reusable(outcome):  # failed, or its staging is gone
             outcome = steps.evaluate_model.with_options(refresh_cache=True).submit(job, staging, scope).result()
         outcomes.append(outcome)
-        update_progress_artifact(progress, 100.0 * done / len(futures),
-                                 description=f"{done} of {len(jobs)} models evaluated (last: {steps.job_label(job)})")
+        update_progress_artifact(
+            progress,
+            100.0 * done / len(futures),
+            description=f"{done} of {len(jobs)} models evaluated (last: {steps.job_label(job)})",
+        )
     n_ok = sum(steps.outcome_ok(o) for o in outcomes)
-    return outcomes, StageReport("evaluate", time.perf_counter() - t0,
-                                 note=f"{n_ok} of {len(jobs)} model(s) evaluated without error")
+    return outcomes, StageReport(
+        "evaluate", time.perf_counter() - t0, note=f"{n_ok} of {len(jobs)} model(s) evaluated without error"
+    )
 
 
-def fan_out(dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
-            dask_address: str | None = None):
+def fan_out(
+    dask: bool = False,
+    dask_workers: int = DASK_WORKERS,
+    dask_processes: bool = True,
+    dask_address: str | None = None,
+):
     """Return the evaluate-models flow on the default runner, or on a Dask cluster when dask or an address is set."""
     if not (dask or dask_address):
         return evaluate_models
-    return evaluate_models.with_options(name="evaluate-models-dask",
-                                        task_runner=dask_runner(dask_workers, dask_processes, dask_address))
+    return evaluate_models.with_options(
+        name="evaluate-models-dask", task_runner=dask_runner(dask_workers, dask_processes, dask_address)
+    )
 
 
-def evaluation(db: str, *, registry: str | None, suite: str, models: list[str] | None, limit: int | None,
-               device: str | None, dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
-               dask_address: str | None = None, refresh_cache: bool = False) -> list[StageReport]:
+def evaluation(
+    db: str,
+    *,
+    registry: str | None,
+    suite: str,
+    models: list[str] | None,
+    limit: int | None,
+    device: str | None,
+    dask: bool = False,
+    dask_workers: int = DASK_WORKERS,
+    dask_processes: bool = True,
+    dask_address: str | None = None,
+    refresh_cache: bool = False,
+) -> list[StageReport]:
     """Run the evaluation steps in the calling flow (so their artifacts land on it); return the stage reports."""
     reports = [steps.sync_registry(db, registry)] if registry else []
     reports.append(steps.recover_staging(db))
     plan = steps.plan_evaluations(db, suite, models, limit, device)
     reports.append(plan.report)
     if plan.jobs:
-        progress = create_progress_artifact(0.0, key="evaluation-progress",
-                                            description=f"0 of {len(plan.jobs)} models evaluated")
+        progress = create_progress_artifact(
+            0.0, key="evaluation-progress", description=f"0 of {len(plan.jobs)} models evaluated"
+        )
         evaluate_all = fan_out(dask, dask_workers, dask_processes, dask_address)
-        outcomes, evaluated = evaluate_all(plan.jobs, steps.evaluation_staging(db), plan.scope, refresh_cache,
-                                           progress_id=str(progress))
+        outcomes, evaluated = evaluate_all(
+            plan.jobs, steps.evaluation_staging(db), plan.scope, refresh_cache, progress_id=str(progress)
+        )
         reports += [evaluated, steps.load(db, outcomes)]
     steps.publish_leaderboard(db)
     return reports
 
 
 @flow(name="evaluate")
-def evaluate(warehouse: str | None = None, registry: str | None = None, suite: str = "demo",
-             models: list[str] | None = None, limit: int | None = None, device: str | None = None,
-             dask: bool = False, dask_workers: int = DASK_WORKERS, dask_processes: bool = True,
-             dask_address: str | None = None, refresh_cache: bool = False, lock_wait: float = 0.0
-             ) -> list[StageReport]:
+def evaluate(
+    warehouse: str | None = None,
+    registry: str | None = None,
+    suite: str = "demo",
+    models: list[str] | None = None,
+    limit: int | None = None,
+    device: str | None = None,
+    dask: bool = False,
+    dask_workers: int = DASK_WORKERS,
+    dask_processes: bool = True,
+    dask_address: str | None = None,
+    refresh_cache: bool = False,
+    lock_wait: float = 0.0,
+) -> list[StageReport]:
     """Sync REGISTRY (a registry file) if given, evaluate the models lacking results, load them; return the reports."""
     db = str(settings.resolve_warehouse(warehouse))
     with run_lock(db, wait=lock_wait, what="evaluate flow"):
-        reports = evaluation(db, registry=registry, suite=suite, models=models, limit=limit, device=device,
-                             dask=dask, dask_workers=dask_workers, dask_processes=dask_processes,
-                             dask_address=dask_address, refresh_cache=refresh_cache)
+        reports = evaluation(
+            db,
+            registry=registry,
+            suite=suite,
+            models=models,
+            limit=limit,
+            device=device,
+            dask=dask,
+            dask_workers=dask_workers,
+            dask_processes=dask_processes,
+            dask_address=dask_address,
+            refresh_cache=refresh_cache,
+        )
         steps.publish_stages(reports, "Evaluation stages")
         return reports

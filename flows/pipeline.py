@@ -42,25 +42,47 @@ def stop_message(check: steps.ValidationOutcome) -> str:
     """Return the one-line reason the pipeline stopped after a failed validation."""
     docs = data_docs_index(check.data_docs)
     where = f"; Data Docs: {docs}" if docs else ""
-    return (f"validation run {check.run_id} failed, so the pipeline stopped before embedding and training: see "
-            f"`embedllm validate` for the failed expectations{where}")
+    return (
+        f"validation run {check.run_id} failed, so the pipeline stopped before embedding and training: see "
+        f"`embedllm validate` for the failed expectations{where}"
+    )
 
 
 @flow(name="pipeline")
-def pipeline(warehouse: str | None = None, registry: str | None = "demo", suite: str = "demo",
-             models: list[str] | None = None, limit: int | None = None, embedder: str | None = None,
-             preset: str = "default", device: str | None = None, dask: bool = False,
-             dask_workers: int = DASK_WORKERS, dask_address: str | None = None, skip_eval: bool = False,
-             force: bool = False, lock_wait: float = 0.0) -> PipelineResult:
+def pipeline(
+    warehouse: str | None = None,
+    registry: str | None = "demo",
+    suite: str = "demo",
+    models: list[str] | None = None,
+    limit: int | None = None,
+    embedder: str | None = None,
+    preset: str = "default",
+    device: str | None = None,
+    dask: bool = False,
+    dask_workers: int = DASK_WORKERS,
+    dask_address: str | None = None,
+    skip_eval: bool = False,
+    force: bool = False,
+    lock_wait: float = 0.0,
+) -> PipelineResult:
     """Sync the registry, evaluate what is missing, load, validate, embed, train, forecast; return what was made."""
     db = str(settings.resolve_warehouse(warehouse))
     reports: list[StageReport] = []
     with run_lock(db, wait=lock_wait, what="pipeline flow"):
         try:
             if not skip_eval:
-                reports += evaluation(db, registry=registry, suite=suite, models=models, limit=limit, device=device,
-                                      dask=dask, dask_workers=dask_workers, dask_address=dask_address)
-            check = steps.validate(db, None if skip_eval else suite, force)   # imported data: the whole matrix
+                reports += evaluation(
+                    db,
+                    registry=registry,
+                    suite=suite,
+                    models=models,
+                    limit=limit,
+                    device=device,
+                    dask=dask,
+                    dask_workers=dask_workers,
+                    dask_address=dask_address,
+                )
+            check = steps.validate(db, None if skip_eval else suite, force)  # imported data: the whole matrix
             reports.append(check.report)
             if not check.success:
                 raise PipelineStopped(stop_message(check))
@@ -68,9 +90,13 @@ def pipeline(warehouse: str | None = None, registry: str | None = "demo", suite:
             reports.append(embedded)
             new_vectors = embedded.rows.get("question_embeddings", 0) > 0
             run = steps.train(db, preset, device, embedder, force or new_vectors)
-            reports += [run.report, steps.forecast(db, run.run_id, refresh=run.trained),
-                        steps.publish_report(db, run.run_id, rebuild=run.trained)]
+            reports += [
+                run.report,
+                steps.forecast(db, run.run_id, refresh=run.trained),
+                steps.publish_report(db, run.run_id, rebuild=run.trained),
+            ]
         finally:
             steps.publish_stages(reports)
-    return PipelineResult(warehouse=db, validation_run=check.run_id, training_run=run.run_id,
-                          stages=[asdict(r) for r in reports])
+    return PipelineResult(
+        warehouse=db, validation_run=check.run_id, training_run=run.run_id, stages=[asdict(r) for r in reports]
+    )

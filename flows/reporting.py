@@ -7,13 +7,13 @@ their output into artifacts and log lines.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 import warehouse
+from embedllm.common import jsonable
 from tasks.stage import StageReport, added_rows, table_counts  # noqa: F401  (re-exported for the flows)
 
 MAX_ARTIFACT_ROWS = 500
@@ -26,16 +26,14 @@ def warehouse_identity(con: duckdb.DuckDBPyConnection, path: str | Path) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Return a value a table artifact can hold (rounded floats, strings for everything exotic)."""
-    if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 4)
-    if value is None or isinstance(value, (int, str, bool)):
-        return value
-    return str(value)
+    """Return a value a table artifact can hold: plain JSON (embedllm.common.jsonable), floats rounded."""
+    value = jsonable(value)
+    return round(value, 4) if isinstance(value, float) else value
 
 
-def rows_of(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None,
-            limit: int = MAX_ARTIFACT_ROWS) -> list[dict[str, Any]]:
+def rows_of(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = MAX_ARTIFACT_ROWS
+) -> list[dict[str, Any]]:
     """Return up to `limit` rows of a query as a list of JSON-able dicts (for table artifacts)."""
     table = con.sql(sql, params=params or None).to_arrow_table()
     return [{k: _jsonable(v) for k, v in row.items()} for row in table.slice(0, limit).to_pylist()]
@@ -50,14 +48,20 @@ def benchmark_forecast_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, An
     """Return the latest run's benchmark forecasts (model, benchmark, predicted vs observed) as rows."""
     if not warehouse.table_exists(con, "latest_benchmark_forecasts"):
         return []
-    return rows_of(con, "SELECT model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source "
-                        "FROM latest_benchmark_forecasts ORDER BY benchmark, predicted_accuracy DESC, model")
+    return rows_of(
+        con,
+        "SELECT model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source "
+        "FROM latest_benchmark_forecasts ORDER BY benchmark, predicted_accuracy DESC, model",
+    )
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Return a metrics dict as rows of (metric, value), scalars only, in a stable order."""
-    return [{"metric": k, "value": _jsonable(v)} for k, v in sorted(metrics.items())
-            if not isinstance(v, (dict, list, tuple))]
+    return [
+        {"metric": k, "value": _jsonable(v)}
+        for k, v in sorted(metrics.items())
+        if not isinstance(v, (dict, list, tuple))
+    ]
 
 
 def latest_training_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
@@ -68,8 +72,13 @@ def latest_training_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None
     if not rows:
         return None
     run_id, preset, embedder, created_at, metrics = rows[0]
-    return {"run_id": run_id, "preset": preset, "embedder": embedder, "created_at": created_at,
-            "metrics": json.loads(metrics) if isinstance(metrics, str) else (metrics or {})}
+    return {
+        "run_id": run_id,
+        "preset": preset,
+        "embedder": embedder,
+        "created_at": created_at,
+        "metrics": json.loads(metrics) if isinstance(metrics, str) else (metrics or {}),
+    }
 
 
 def file_url(path: str | Path | None) -> str | None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -33,16 +34,17 @@ from embedllm.locking import RunLocked
 from flows import reporting
 from flows.reporting import StageReport
 
-DUCKDB_WAIT_SECONDS = 60.0       # how long a step waits for the DuckDB file held by another process
-EVAL_CACHE_DAYS = 30             # how long a cached per-model evaluation counts
+DUCKDB_WAIT_SECONDS = 60.0  # how long a step waits for the DuckDB file held by another process
+EVAL_CACHE_DAYS = 30  # how long a cached per-model evaluation counts
 
 
 # ------------------------------------------------------------------------------------------------ policies
 
+
 def is_transient(exc: BaseException | None) -> bool:
     """Return whether an exception is I/O that may succeed on a retry (never a deterministic error)."""
     if isinstance(exc, RunLocked):
-        return False                      # another pipeline run: waiting is the lock's job, not a retry's
+        return False  # another pipeline run: waiting is the lock's job, not a retry's
     return isinstance(exc, (WarehouseLocked, ConnectionError, TimeoutError))
 
 
@@ -55,8 +57,9 @@ def retry_transient(task, task_run, state) -> bool:
     return is_transient(exc if isinstance(exc, BaseException) else None)
 
 
-IO_RETRIES: dict[str, Any] = dict(retries=2, retry_delay_seconds=[5, 20], retry_condition_fn=retry_transient,
-                                  cache_policy=NO_CACHE)
+IO_RETRIES: dict[str, Any] = dict(
+    retries=2, retry_delay_seconds=[5, 20], retry_condition_fn=retry_transient, cache_policy=NO_CACHE
+)
 
 
 def eval_cache_key(context, parameters: dict[str, Any]) -> str:
@@ -66,6 +69,7 @@ def eval_cache_key(context, parameters: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
 
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
@@ -83,6 +87,7 @@ def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
 # ------------------------------------------------------------------------------------------------ evaluate
 # register -> resume -> plan -> evaluate-model (fanned out, staging only) -> load: each calls the stage's entry
 # point with the warehouse path (tasks/register.py, tasks/evaluate.py), which owns its sessions and the run lock.
+
 
 def logged(report: StageReport) -> StageReport:
     """Log a stage report's line on the current run and return it."""
@@ -116,8 +121,9 @@ class Plan:
 
 
 @task(name="plan-evaluations", **IO_RETRIES)
-def plan_evaluations(db: str, suite: str, models: list[str] | None, limit: int | None,
-                     device: str | None = None) -> Plan:
+def plan_evaluations(
+    db: str, suite: str, models: list[str] | None, limit: int | None, device: str | None = None
+) -> Plan:
     """Return the per-model jobs that still lack results at the current task versions and revisions."""
     from tasks import stage
     from tasks.evaluate import plan_evaluations as plan
@@ -126,8 +132,11 @@ def plan_evaluations(db: str, suite: str, models: list[str] | None, limit: int |
     jobs = plan(db, suite, models, limit, device=device)
     with stage.session(db) as con:
         scope = reporting.warehouse_identity(con, db)
-    note = (f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
-            if jobs else "every model has results for every task: nothing to evaluate")
+    note = (
+        f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
+        if jobs
+        else "every model has results for every task: nothing to evaluate"
+    )
     return Plan(jobs=jobs, scope=scope, report=logged(StageReport("plan", time.perf_counter() - t0, note=note)))
 
 
@@ -144,8 +153,13 @@ def job_label(job) -> str:
     return f"{job.model} ({n} task{'s' if n != 1 else ''})"
 
 
-@task(name="evaluate-model", task_run_name="evaluate {job.model}", cache_key_fn=eval_cache_key,
-      cache_expiration=timedelta(days=EVAL_CACHE_DAYS), persist_result=True)
+@task(
+    name="evaluate-model",
+    task_run_name="evaluate {job.model}",
+    cache_key_fn=eval_cache_key,
+    cache_expiration=timedelta(days=EVAL_CACHE_DAYS),
+    persist_result=True,
+)
 def evaluate_model(job, staging: str, scope: str):
     """Run lm-eval for one model, writing staging Parquet (never the warehouse); return the EvalOutcome."""
     from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -158,9 +172,11 @@ def evaluate_model(job, staging: str, scope: str):
     def on_task(_outcome, task_outcome) -> None:
         nonlocal done
         done += 1
-        update_progress_artifact(progress, 100.0 * done / total,
-                                 description=f"{job.model}: {done} of {total} tasks (last: {task_outcome.task}, "
-                                             f"{task_outcome.status})")
+        update_progress_artifact(
+            progress,
+            100.0 * done / total,
+            description=f"{job.model}: {done} of {total} tasks (last: {task_outcome.task}, {task_outcome.status})",
+        )
 
     return run_evaluation(job, Path(staging), on_task=on_task)
 
@@ -195,13 +211,16 @@ def publish_leaderboard(db: str) -> int:
 
     with stage.session(db) as con:
         rows = reporting.leaderboard_rows(con)
-    create_table_artifact(rows or [{"model": None, "benchmark": None, "accuracy": None, "n_questions": 0}],
-                          key="leaderboard", description="Accuracy of every model on every benchmark "
-                          "(`embedllm sql \"SELECT * FROM leaderboard\"`)")
+    create_table_artifact(
+        rows or [{"model": None, "benchmark": None, "accuracy": None, "n_questions": 0}],
+        key="leaderboard",
+        description='Accuracy of every model on every benchmark (`embedllm sql "SELECT * FROM leaderboard"`)',
+    )
     return len(rows)
 
 
 # ------------------------------------------------------------------------------------------------ validate
+
 
 @dataclass
 class ValidationOutcome:
@@ -221,7 +240,9 @@ def validate(db: str, suite: str | None, force: bool = False) -> ValidationOutco
 
     done = validate_stage(db, suite=suite, force=force)
     get_run_logger().info(done.report.line())
-    outcome = ValidationOutcome(done.success, done.run_id, done.summary_markdown(), done.data_docs_path, done.report)
+    outcome = ValidationOutcome(
+        done.success, done.run_id, done.summary_markdown(), done.data_docs_path, done.report
+    )
     publish_validation(outcome)
     return outcome
 
@@ -233,14 +254,22 @@ def publish_validation(outcome: ValidationOutcome) -> None:
     text = outcome.summary
     if link and "Data Docs" not in text:
         text += f"\n\nData Docs: [{index}]({link})"
-    create_markdown_artifact(text, key="validation-summary",
-                             description=f"Great Expectations validation {'passed' if outcome.success else 'FAILED'}")
+    create_markdown_artifact(
+        text,
+        key="validation-summary",
+        description=f"Great Expectations validation {'passed' if outcome.success else 'FAILED'}",
+    )
     if link:
-        create_link_artifact(link, link_text=f"Data Docs for validation run {outcome.run_id}", key="data-docs",
-                             description="Great Expectations Data Docs (static HTML beside the warehouse)")
+        create_link_artifact(
+            link,
+            link_text=f"Data Docs for validation run {outcome.run_id}",
+            key="data-docs",
+            description="Great Expectations Data Docs (static HTML beside the warehouse)",
+        )
 
 
 # ------------------------------------------------------------------------------------------------ embed
+
 
 @task(name="embed-questions", **IO_RETRIES)
 def embed_questions(db: str, embedder: str | None, device: str | None = None) -> StageReport:
@@ -253,6 +282,7 @@ def embed_questions(db: str, embedder: str | None, device: str | None = None) ->
 
 
 # ------------------------------------------------------------------------------------------------ train
+
 
 @dataclass
 class TrainOutcome:
@@ -271,9 +301,12 @@ def train(db: str, preset: str, device: str | None, embedder: str | None, force:
 
     result = train_stage(db, preset=preset, device=device, embedder=embedder, require_validation=True, force=force)
     get_run_logger().info(result.report.line())
-    create_table_artifact(reporting.metrics_rows(result.metrics), key="training-metrics",
-                          description=f"Test-split metrics of training run {result.run_id}"
-                          + ("" if result.trained else " (up to date, not retrained)"))
+    create_table_artifact(
+        reporting.metrics_rows(result.metrics),
+        key="training-metrics",
+        description=f"Test-split metrics of training run {result.run_id}"
+        + ("" if result.trained else " (up to date, not retrained)"),
+    )
     return TrainOutcome(result.run_id, result.trained, dict(result.metrics), result.report)
 
 
@@ -287,9 +320,11 @@ def forecast(db: str, run_id: str, refresh: bool = True) -> StageReport:
     get_run_logger().info(report.line())
     with stages.session(db, read_only=True) as con:
         rows = reporting.benchmark_forecast_rows(con)
-    create_table_artifact(rows or [{"model": None, "benchmark": None, "predicted_accuracy": None}],
-                          key="benchmark-forecasts",
-                          description=f"Forecast vs observed accuracy per model and benchmark (run {run_id})")
+    create_table_artifact(
+        rows or [{"model": None, "benchmark": None, "predicted_accuracy": None}],
+        key="benchmark-forecasts",
+        description=f"Forecast vs observed accuracy per model and benchmark (run {run_id})",
+    )
     return report
 
 
@@ -298,7 +333,7 @@ def publish_report(db: str, run_id: str, rebuild: bool = True) -> StageReport:
     """Build the run's HTML report (unless it exists and nothing changed) and publish a link to it."""
     t0 = time.perf_counter()
     report = StageReport("report")
-    index = settings.beside(db, "reports") / run_id / "index.html"   # tasks.report's default layout
+    index = settings.beside(db, "reports") / run_id / "index.html"  # tasks.report's default layout
     if rebuild or not index.exists():
         from tasks.report import build_report  # matplotlib: imported only when a report is written
 
@@ -306,8 +341,12 @@ def publish_report(db: str, run_id: str, rebuild: bool = True) -> StageReport:
         report.note = f"wrote {index}"
     else:
         report.skipped, report.note = True, f"{index} is up to date"
-    create_link_artifact(reporting.file_url(index), link_text=f"EmbedLLM report for run {run_id}", key="report",
-                         description="Plots of model embeddings, forecasts, calibration and routing")
+    create_link_artifact(
+        reporting.file_url(index),
+        link_text=f"EmbedLLM report for run {run_id}",
+        key="report",
+        description="Plots of model embeddings, forecasts, calibration and routing",
+    )
     report.seconds = time.perf_counter() - t0
     get_run_logger().info(report.line())
     return report
@@ -318,5 +357,8 @@ def publish_stages(reports: list[StageReport], title: str = "Pipeline stages") -
     logger = get_run_logger()
     for r in reports:
         logger.info(r.line())
-    create_markdown_artifact(reporting.stages_markdown(reports, title), key="stage-reports",
-                             description=f"{title}: rows added and seconds per stage")
+    create_markdown_artifact(
+        reporting.stages_markdown(reports, title),
+        key="stage-reports",
+        description=f"{title}: rows added and seconds per stage",
+    )

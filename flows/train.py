@@ -28,8 +28,15 @@ class Trained:
 
 
 @flow(name="train")
-def train(warehouse: str | None = None, preset: str = "default", device: str | None = None,
-          embedder: str | None = None, force: bool = False, report: bool = True, lock_wait: float = 0.0) -> Trained:
+def train(
+    warehouse: str | None = None,
+    preset: str = "default",
+    device: str | None = None,
+    embedder: str | None = None,
+    force: bool = False,
+    report: bool = True,
+    lock_wait: float = 0.0,
+) -> Trained:
     """Train (unless current) and write forecasts; publish metrics, forecasts and the report; return the run."""
     db = str(settings.resolve_warehouse(warehouse))
     with run_lock(db, wait=lock_wait, what="train flow"):

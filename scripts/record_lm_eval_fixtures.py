@@ -43,22 +43,65 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TASKS = REPO / "tests" / "fixtures" / "tasks"
 OUT = REPO / "tests" / "fixtures" / "lm_eval"
-OLD_DROP_RESULT_KEYS = {"group_subtasks", "task_hashes", "higher_is_better", "n-samples", "lm_eval_version",
-                        "model_source", "model_name", "model_name_sanitized", "system_instruction",
-                        "system_instruction_sha", "fewshot_as_multiturn", "chat_template", "chat_template_sha",
-                        "start_time", "end_time", "total_evaluation_time_seconds", "upper_git_hash",
-                        "tokenizer_pad_token", "tokenizer_eos_token", "tokenizer_bos_token", "eot_token_id",
-                        "max_length", "transformers_version"}
+OLD_DROP_RESULT_KEYS = {
+    "group_subtasks",
+    "task_hashes",
+    "higher_is_better",
+    "n-samples",
+    "lm_eval_version",
+    "model_source",
+    "model_name",
+    "model_name_sanitized",
+    "system_instruction",
+    "system_instruction_sha",
+    "fewshot_as_multiturn",
+    "chat_template",
+    "chat_template_sha",
+    "start_time",
+    "end_time",
+    "total_evaluation_time_seconds",
+    "upper_git_hash",
+    "tokenizer_pad_token",
+    "tokenizer_eos_token",
+    "tokenizer_bos_token",
+    "eot_token_id",
+    "max_length",
+    "transformers_version",
+}
 NEW_SAMPLE_KEYS = ("filter", "metrics", "doc_hash", "prompt_hash", "target_hash")
 
 
 def run_lm_eval(model_dir: Path, out: Path, tasks: str, extra: list[str]) -> None:
     """Run the lm-eval CLI with sample logging from the fixture task folder."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HOME=str(out.parent / "hf_home"), TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model_dir}",
-           "--tasks", tasks, "--include_path", ".", "--output_path", str(out), "--log_samples",
-           "--device", "cpu", "--batch_size", "4", *extra]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(out.parent / "hf_home"),
+        TOKENIZERS_PARALLELISM="false",
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={model_dir}",
+        "--tasks",
+        tasks,
+        "--include_path",
+        ".",
+        "--output_path",
+        str(out),
+        "--log_samples",
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        *extra,
+    ]
     print("+", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=TASKS, env=env, check=True)
 
@@ -71,8 +114,10 @@ def scrub(text: str, tmp: Path) -> str:
 def old_arguments(args) -> list:
     """Return the old list-of-lists form of a sample's `arguments` (newer CLI writes {gen_args_i: {arg_j: ..}})."""
     if isinstance(args, dict):
-        return [[a[k] for k in sorted(a, key=lambda s: int(s.split("_")[1]))]
-                for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+        return [
+            [a[k] for k in sorted(a, key=lambda s: int(s.split("_")[1]))]
+            for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))
+        ]
     return args
 
 
@@ -112,10 +157,15 @@ def write_old_format(run_dir: Path, results_file: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     (dest / "results.json").write_text(json.dumps(old, indent=2, ensure_ascii=False))
     for task, cfg in results["configs"].items():
-        rows = [json.loads(line) for line in (run_dir / f"samples_{task}_{stamp}.jsonl").read_text().splitlines()
-                if line.strip()]
+        rows = [
+            json.loads(line)
+            for line in (run_dir / f"samples_{task}_{stamp}.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
         converted = [old_sample(r, cfg["output_type"]) for r in rows]
-        (dest / f"pretrained__tiny-lm_{task}.jsonl").write_text(json.dumps(converted, indent=2, ensure_ascii=False))
+        (dest / f"pretrained__tiny-lm_{task}.jsonl").write_text(
+            json.dumps(converted, indent=2, ensure_ascii=False)
+        )
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ def evaluation_staging(db: str | Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------ planning
 
+
 def _selected_models(con: duckdb.DuckDBPyConnection, models: list[str] | None) -> list[ModelEntry]:
     """Return the registry entries to evaluate: the named ones (must exist and be active) or every active one."""
     rows = warehouse.query(con, "registry_list_models").to_dicts()
@@ -65,31 +66,51 @@ def _selected_models(con: duckdb.DuckDBPyConnection, models: list[str] | None) -
     for name in models:
         entry = registry.entry_from_row(registry.find_row(rows, name))
         if not entry.active:
-            raise ConfigError(f"model {entry.name!r} was removed from the registry; re-add it with "
-                              "`embedllm models add` to evaluate it again")
+            raise ConfigError(
+                f"model {entry.name!r} was removed from the registry; re-add it with "
+                "`embedllm models add` to evaluate it again"
+            )
         if entry.source != "registry":
-            raise ConfigError(f"model {entry.name!r} came from an import and cannot be evaluated; register a "
-                              "loadable name or path with `embedllm models add`")
+            raise ConfigError(
+                f"model {entry.name!r} came from an import and cannot be evaluated; register a "
+                "loadable name or path with `embedllm models add`"
+            )
         entries.append(entry)
     return entries
 
 
 def _task_plans(suite: Suite, infos: dict[str, TaskInfo]) -> list[TaskPlan]:
     """Return a TaskPlan per suite task with its current version."""
-    return [TaskPlan(task=t.task, benchmark=t.benchmark, label_rule=str(t.label_rule), version=infos[t.task].version,
-                     num_fewshot=t.num_fewshot if t.num_fewshot is not None else suite.num_fewshot,
-                     leaves=infos[t.task].leaves, leaf_versions=infos[t.task].leaf_versions) for t in suite.tasks]
+    return [
+        TaskPlan(
+            task=t.task,
+            benchmark=t.benchmark,
+            label_rule=str(t.label_rule),
+            version=infos[t.task].version,
+            num_fewshot=t.num_fewshot if t.num_fewshot is not None else suite.num_fewshot,
+            leaves=infos[t.task].leaves,
+            leaf_versions=infos[t.task].leaf_versions,
+        )
+        for t in suite.tasks
+    ]
 
 
 def _done_tasks(con: duckdb.DuckDBPyConnection, job: EvalJob, limit: int | None) -> set[tuple[str, str, str]]:
     """Return (task, version, rule) triples the model already has complete results for."""
-    rows = warehouse.query(con, "eval_done_tasks", {"model": job.model, "revision": job.revision,
-                                                    "model_config": job.model_config, "eval_limit": limit})
+    rows = warehouse.query(
+        con,
+        "eval_done_tasks",
+        {"model": job.model, "revision": job.revision, "model_config": job.model_config, "eval_limit": limit},
+    )
     done = {(r["task"], r["task_version"] or "", r["label_rule"]) for r in rows.to_dicts()}
     for r in warehouse.query(con, "eval_loaded_tasks", {"model": job.model}).to_dicts():
         covers = r["eval_limit"] is None or (limit is not None and r["eval_limit"] >= limit)
-        if (covers and not r["partial"] and r["model_revision"] == job.revision
-                and r["model_config"] == job.model_config):
+        if (
+            covers
+            and not r["partial"]
+            and r["model_revision"] == job.revision
+            and r["model_config"] == job.model_config
+        ):
             done.add((r["task"], r["task_version"] or "", r["label_rule"]))
     return done
 
@@ -105,8 +126,12 @@ def _covered_by_import(plan: TaskPlan, imported: dict, revision: str | None) -> 
     if not imported:
         return False
     want = dict(plan.leaf_versions)
-    return bool(want) and all(leaf in imported and _same_version(imported[leaf][0], v)
-                              and (revision is None or imported[leaf][1] == revision) for leaf, v in want.items())
+    return bool(want) and all(
+        leaf in imported
+        and _same_version(imported[leaf][0], v)
+        and (revision is None or imported[leaf][1] == revision)
+        for leaf, v in want.items()
+    )
 
 
 def _same_version(a: str, b: str) -> bool:
@@ -125,8 +150,14 @@ def _check_request(limit: int | None, samples: dict | None) -> None:
         raise ConfigError("give either limit or samples (chosen doc ids), not both")
 
 
-def _plan(con: duckdb.DuckDBPyConnection, suite: str, models: list[str] | None, limit: int | None,
-          samples: dict[str, list[int]] | None, device: str | None) -> list[EvalJob]:
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    suite: str,
+    models: list[str] | None,
+    limit: int | None,
+    samples: dict[str, list[int]] | None,
+    device: str | None,
+) -> list[EvalJob]:
     """Return one EvalJob per model with the suite tasks it still lacks (validates suite, tasks, rules, models)."""
     _check_request(limit, samples)
     st = load_suite(suite)
@@ -137,24 +168,44 @@ def _plan(con: duckdb.DuckDBPyConnection, suite: str, models: list[str] | None, 
             raise ConfigError(f"samples name task(s) not in suite {st.name}: {', '.join(unknown)}")
     jobs = []
     for entry in _selected_models(con, models):
-        base = EvalJob(model=entry.name, backend=entry.backend, model_args=entry.lm_eval_model_args(),
-                       suite=st.name, suite_path=str(st.path), tasks=(), revision=entry.revision,
-                       eval_args=dict(entry.eval_args), limit=limit, samples=samples, device=device,
-                       api_key_env=entry.api_key_env)
+        base = EvalJob(
+            model=entry.name,
+            backend=entry.backend,
+            model_args=entry.lm_eval_model_args(),
+            suite=st.name,
+            suite_path=str(st.path),
+            tasks=(),
+            revision=entry.revision,
+            eval_args=dict(entry.eval_args),
+            limit=limit,
+            samples=samples,
+            device=device,
+            api_key_env=entry.api_key_env,
+        )
         if samples:
             todo = [p for p in plans if p.task in samples or any(leaf in samples for leaf in p.leaves)]
         else:
             done, imported = _done_tasks(con, base, limit), _imported(con, entry.name)
-            todo = [p for p in plans if (p.task, p.version, p.label_rule) not in done
-                    and not _covered_by_import(p, imported, entry.revision)]
+            todo = [
+                p
+                for p in plans
+                if (p.task, p.version, p.label_rule) not in done
+                and not _covered_by_import(p, imported, entry.revision)
+            ]
         if todo:
             jobs.append(EvalJob(**{**asdict_shallow(base), "tasks": tuple(todo)}))
     return jobs
 
 
-def plan_evaluations(db: str | Path, suite: str = "demo", models: list[str] | None = None,
-                     limit: int | None = None, *, samples: dict[str, list[int]] | None = None,
-                     device: str | None = None) -> list[EvalJob]:
+def plan_evaluations(
+    db: str | Path,
+    suite: str = "demo",
+    models: list[str] | None = None,
+    limit: int | None = None,
+    *,
+    samples: dict[str, list[int]] | None = None,
+    device: str | None = None,
+) -> list[EvalJob]:
     """Return the jobs still to run, read in one short session (no lock: planning writes nothing)."""
     with stage.session(db) as con:
         return _plan(con, suite, models, limit, samples, device)
@@ -167,6 +218,7 @@ def asdict_shallow(obj: Any) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------------------- recording
 
+
 def _reject(files: list[str]) -> None:
     """Move staging files that failed to load into staging/rejected/ so later runs do not trip on them."""
     for f in files:
@@ -178,14 +230,41 @@ def _reject(files: list[str]) -> None:
 
 def _run_row(job: EvalJob, outcome: EvalOutcome, t: TaskOutcome) -> list:
     """Return the eval_runs row of one (model, task) outcome, in the column order of eval_insert_run."""
-    details = {"staging_files": [Path(f).name for f in t.staging_files], "recovered": t.recovered,
-               "eval_args": job.eval_args, "backend": job.backend, "model_args": job.model_args,
-               "load_model_seconds": outcome.load_model_seconds, "aggregate": t.aggregate,
-               "num_fewshot": job.eval_args.get("num_fewshot")}
-    return [uuid.uuid4().hex[:16], job.cache_key, job.model, job.model, job.revision, job.suite, t.task,
-            t.benchmark, t.task_version, t.label_rule, job.model_config, t.status, t.error_type, t.error,
-            job.limit, bool(job.samples), t.n_samples, t.load_ids, t.lm_eval_version, code_version(),
-            dumps(details), t.started_at or utc_now(), t.seconds]
+    details = {
+        "staging_files": [Path(f).name for f in t.staging_files],
+        "recovered": t.recovered,
+        "eval_args": job.eval_args,
+        "backend": job.backend,
+        "model_args": job.model_args,
+        "load_model_seconds": outcome.load_model_seconds,
+        "aggregate": t.aggregate,
+        "num_fewshot": job.eval_args.get("num_fewshot"),
+    }
+    return [
+        uuid.uuid4().hex[:16],
+        job.cache_key,
+        job.model,
+        job.model,
+        job.revision,
+        job.suite,
+        t.task,
+        t.benchmark,
+        t.task_version,
+        t.label_rule,
+        job.model_config,
+        t.status,
+        t.error_type,
+        t.error,
+        job.limit,
+        bool(job.samples),
+        t.n_samples,
+        t.load_ids,
+        t.lm_eval_version,
+        code_version(),
+        dumps(details),
+        t.started_at or utc_now(),
+        t.seconds,
+    ]
 
 
 def _note_load_ids(con: duckdb.DuckDBPyConnection, job: EvalJob, t: TaskOutcome) -> None:
@@ -207,7 +286,7 @@ def load_task(db: str | Path, outcome: EvalOutcome, t: TaskOutcome) -> None:
         present = [f for f in t.staging_files if Path(f).exists()]
         try:
             batches = [read_staging(f) for f in present]
-            check_batches(batches)                               # AggregateMismatch, InputError: refused
+            check_batches(batches)  # AggregateMismatch, InputError: refused
         except EmbedLLMError as exc:
             t.status, t.error_type, t.error = "failed", "load", str(exc)
             _reject(present)
@@ -233,24 +312,42 @@ def load_outcomes(db: str | Path, outcomes: list[EvalOutcome], *, wait: float = 
                 load_task(db, outcome, t)
         failed = [o for o in outcomes if o.failed]
         report.note = f"{len(outcomes) - len(failed)} model(s) loaded, {len(failed)} with failures" + (
-            ": " + "; ".join(f"{o.model}: {o.error}" for o in failed) if failed else "")
+            ": " + "; ".join(f"{o.model}: {o.error}" for o in failed) if failed else ""
+        )
     return report
 
 
 # ---------------------------------------------------------------------------------------------- recovery
 
+
 def _recovered_outcome(model: str, job_key: str, suite_task: str, items: list[tuple[str, Batch]]) -> EvalOutcome:
     """Return the outcome of a staged task group a killed run left behind (as if it had just run)."""
     d = items[0][1].meta.details
-    job = EvalJob(model=model, backend="", model_args={}, suite=d.get("suite", ""), suite_path="",
-                  tasks=(), revision=items[0][1].meta.model_revision, eval_args=d.get("eval_args") or {},
-                  limit=d.get("eval_limit"), samples={"_recovered": []} if d.get("partial") else None,
-                  recorded={"cache_key": job_key, "model_config": d.get("model_config")})
-    t = TaskOutcome(task=suite_task, benchmark=d.get("benchmark", suite_task),
-                    task_version=d.get("suite_task_version", ""), label_rule=d.get("suite_label_rule", ""),
-                    staging_files=[f for f, _ in items], content_hashes=[b.meta.content_hash for _, b in items],
-                    n_samples=sum(b.rows.height for _, b in items), lm_eval_version=items[0][1].meta.lm_eval_version,
-                    started_at=utc_now(), recovered=True)
+    job = EvalJob(
+        model=model,
+        backend="",
+        model_args={},
+        suite=d.get("suite", ""),
+        suite_path="",
+        tasks=(),
+        revision=items[0][1].meta.model_revision,
+        eval_args=d.get("eval_args") or {},
+        limit=d.get("eval_limit"),
+        samples={"_recovered": []} if d.get("partial") else None,
+        recorded={"cache_key": job_key, "model_config": d.get("model_config")},
+    )
+    t = TaskOutcome(
+        task=suite_task,
+        benchmark=d.get("benchmark", suite_task),
+        task_version=d.get("suite_task_version", ""),
+        label_rule=d.get("suite_label_rule", ""),
+        staging_files=[f for f, _ in items],
+        content_hashes=[b.meta.content_hash for _, b in items],
+        n_samples=sum(b.rows.height for _, b in items),
+        lm_eval_version=items[0][1].meta.lm_eval_version,
+        started_at=utc_now(),
+        recovered=True,
+    )
     return EvalOutcome(job=job, tasks=[t])
 
 
@@ -259,8 +356,9 @@ def _staged_groups(staging: Path) -> dict[tuple, list[tuple[str, Batch]]]:
     groups: dict[tuple, list[tuple[str, Batch]]] = {}
     for f in sorted(staging.glob("*.parquet")) if staging.is_dir() else []:
         b = read_staging(f)
-        groups.setdefault((b.meta.model, b.meta.details.get("job_key"), b.meta.details.get("suite_task")),
-                          []).append((str(f), b))
+        groups.setdefault(
+            (b.meta.model, b.meta.details.get("job_key"), b.meta.details.get("suite_task")), []
+        ).append((str(f), b))
     return groups
 
 
@@ -271,12 +369,12 @@ def recover_staging(db: str | Path, *, wait: float = 0.0) -> EvaluateResult:
     with stage.writing(db, "resume", wait=wait) as report:
         for (model, job_key, suite_task), items in groups.items():
             files = [f for f, _ in items]
-            if not job_key or not suite_task:       # not written by this stage: load it as the loader would
+            if not job_key or not suite_task:  # not written by this stage: load it as the loader would
                 with stage.session(db) as con:
                     load_batches(con, [b for _, b in items])
             elif len(items) != items[0][1].meta.details.get("n_batches", len(items)):
                 log.warning("dropping %d incomplete staging file(s) of %s/%s", len(items), model, suite_task)
-            else:                                    # a whole task result: record it as the run would have
+            else:  # a whole task result: record it as the run would have
                 outcome = _recovered_outcome(model, job_key, suite_task, items)
                 load_task(db, outcome, outcome.tasks[0])
                 result.recovered.append(outcome)
@@ -284,21 +382,34 @@ def recover_staging(db: str | Path, *, wait: float = 0.0) -> EvaluateResult:
             for f in files:
                 Path(f).unlink(missing_ok=True)
         n_files = sum(len(v) for v in groups.values())
-        report.note = (f"{n_files} staging file(s) left by an interrupted run: {len(result.recovered)} task result(s) "
-                       "recovered" if n_files else "no staging files left by an interrupted run")
+        report.note = (
+            f"{n_files} staging file(s) left by an interrupted run: {len(result.recovered)} task result(s) "
+            "recovered"
+            if n_files
+            else "no staging files left by an interrupted run"
+        )
     result.report = report
     return result
 
 
 # ------------------------------------------------------------------------------------------------- the stage
 
-def evaluate(db: str | Path, suite: str = "demo", models: list[str] | None = None, limit: int | None = None, *,
-             samples: dict[str, list[int]] | None = None, device: str | None = None, wait: float = 0.0,
-             progress: bool = False) -> EvaluateResult:
+
+def evaluate(
+    db: str | Path,
+    suite: str = "demo",
+    models: list[str] | None = None,
+    limit: int | None = None,
+    *,
+    samples: dict[str, list[int]] | None = None,
+    device: str | None = None,
+    wait: float = 0.0,
+    progress: bool = False,
+) -> EvaluateResult:
     """Return the outcomes of evaluating every model that lacks results for the suite (nothing new: none)."""
     result = EvaluateResult()
     with stage.writing(db, "evaluate", wait=wait) as report:
-        jobs = plan_evaluations(db, suite, models, limit, samples=samples, device=device)   # validates first
+        jobs = plan_evaluations(db, suite, models, limit, samples=samples, device=device)  # validates first
         result.recovered = recover_staging(db).recovered
         if result.recovered:
             jobs = plan_evaluations(db, suite, models, limit, samples=samples, device=device)
@@ -308,7 +419,7 @@ def evaluate(db: str | Path, suite: str = "demo", models: list[str] | None = Non
                 bar.set_description(f"{job.model[-40:]}: loading")
 
                 def step(outcome: EvalOutcome, t: TaskOutcome) -> None:
-                    load_task(db, outcome, t)                    # committed as soon as lm-eval finished it
+                    load_task(db, outcome, t)  # committed as soon as lm-eval finished it
                     bar.set_description(f"{outcome.model[-40:]}: {t.task}")
                     bar.set_postfix_str(t.status)
                     bar.update(1)
@@ -317,8 +428,11 @@ def evaluate(db: str | Path, suite: str = "demo", models: list[str] | None = Non
         finally:
             bar.close()
         n_failed = len(result.failed)
-        report.note = (f"{len(jobs)} model(s), {sum(len(o.tasks) for o in result.outcomes)} task(s), {n_failed} failed"
-                       if jobs else f"nothing to evaluate: every model has results for suite {suite}")
+        report.note = (
+            f"{len(jobs)} model(s), {sum(len(o.tasks) for o in result.outcomes)} task(s), {n_failed} failed"
+            if jobs
+            else f"nothing to evaluate: every model has results for suite {suite}"
+        )
     result.report = report
     return result
 
@@ -332,5 +446,15 @@ def _progress_bar(total: int, enabled: bool):
 
 def summarize(outcomes: list[EvalOutcome]) -> list[dict[str, Any]]:
     """Return one row per (model, task): status, samples, seconds, error."""
-    return [{"model": o.job.model, "task": t.task, "status": t.status, "samples": t.n_samples,
-             "seconds": round(t.seconds, 1), "error": t.error or ""} for o in outcomes for t in o.tasks]
+    return [
+        {
+            "model": o.job.model,
+            "task": t.task,
+            "status": t.status,
+            "samples": t.n_samples,
+            "seconds": round(t.seconds, 1),
+            "error": t.error or "",
+        }
+        for o in outcomes
+        for t in o.tasks
+    ]

@@ -37,7 +37,7 @@ class ForecastResult:
     benchmark_forecasts: int = 0
     predict_seconds: float = 0.0
     insert_seconds: float = 0.0
-    seconds: float = 0.0              # predict + write of the forecasts (probe excluded)
+    seconds: float = 0.0  # predict + write of the forecasts (probe excluded)
     probe: dict[str, dict] | None = None
     probe_seconds: float = 0.0
     report: stage.StageReport = field(default_factory=lambda: stage.StageReport("forecast"))
@@ -73,12 +73,21 @@ def write_run_forecasts(con: duckdb.DuckDBPyConnection, result: ForecastResult, 
             for row in probe_rows(result.run_id, result.probe):
                 warehouse.execute(con, "forecast_insert_probe", {**row, "details": dumps(row["details"])})
         warehouse.execute(con, "forecast_complete_run", {"run_id": result.run_id})
-    result.benchmark_forecasts = int(warehouse.query(con, "forecast_count_benchmarks",
-                                                     {"run_id": result.run_id})["n"][0])
+    result.benchmark_forecasts = int(
+        warehouse.query(con, "forecast_count_benchmarks", {"run_id": result.run_id})["n"][0]
+    )
 
 
-def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True, probe: bool = True,
-             probe_epochs: int = 5, device=None, wait: float = 0.0) -> ForecastResult:
+def forecast(
+    db: str | Path,
+    run_id: str | None = None,
+    *,
+    refresh: bool = True,
+    probe: bool = True,
+    probe_epochs: int = 5,
+    device=None,
+    wait: float = 0.0,
+) -> ForecastResult:
     """Write a run's correctness and benchmark forecasts and its probe; return what was written.
 
     With refresh=False a run that already has benchmark forecasts (and a probe, when one is asked for) is left
@@ -90,16 +99,24 @@ def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True,
         with stage.session(db) as con:
             row, model = run_and_model(warehouse.query(con, "train_run", {"run_id": run_id}), run_id, db)
             result = ForecastResult(run_id=row["run_id"], report=report)
-            counts = warehouse.query(con, "forecast_count_benchmarks", {"run_id": result.run_id}).row(0, named=True)
+            counts = warehouse.query(con, "forecast_count_benchmarks", {"run_id": result.run_id}).row(
+                0, named=True
+            )
             have = int(counts["n"])
             if have and not refresh and (counts["n_probe"] or not probe):
                 report.skipped, report.note = True, f"run {result.run_id} already has {have} benchmark forecasts"
                 result.benchmark_forecasts = have
                 return result
             questions = warehouse.query(con, "forecast_questions", {"embedder": row["embedder"]})
-            matrix = matrix_from_frames(warehouse.query(con, "train_questions", {"embedder": row["embedder"]}),
-                                        warehouse.query(con, "train_labels")) if probe else None
-        p = model.predict_all(embedding_array(questions["embedding"]))                 # (Q, M)
+            matrix = (
+                matrix_from_frames(
+                    warehouse.query(con, "train_questions", {"embedder": row["embedder"]}),
+                    warehouse.query(con, "train_labels"),
+                )
+                if probe
+                else None
+            )
+        p = model.predict_all(embedding_array(questions["embedding"]))  # (Q, M)
         result.predict_seconds = time.perf_counter() - t0
         table = correctness_table(result.run_id, model.meta["model_ids"], questions["question_id"].to_list(), p)
         if matrix is not None:
@@ -109,7 +126,8 @@ def forecast(db: str | Path, run_id: str | None = None, *, refresh: bool = True,
         with stage.session(db) as con:
             write_run_forecasts(con, result, table)
         result.seconds = time.perf_counter() - t0
-        report.note = (f"run {result.run_id}: {result.correctness_forecasts} correctness and "
-                       f"{result.benchmark_forecasts} benchmark forecasts")
+        report.note = (
+            f"run {result.run_id}: {result.correctness_forecasts} correctness and "
+            f"{result.benchmark_forecasts} benchmark forecasts"
+        )
     return result
-

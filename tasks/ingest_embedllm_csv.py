@@ -26,9 +26,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import numpy as np
@@ -45,9 +45,11 @@ KIND = "embedllm-csv"
 SPLITS = ("train", "val", "test")
 SPLIT_COLUMNS = ("prompt_id", "model_id", "category_id", "label", "prompt", "model_name", "category")
 _SPLIT_RANK = {"test": 0, "val": 1, "train": 2}
-_LAYOUT_HELP = ("expected the EmbedLLM dataset layout: train.csv, val.csv and test.csv (columns "
-                f"{', '.join(SPLIT_COLUMNS)}), optionally question_order.csv (prompt_id, prompt) and "
-                "model_order.csv (model_id, model_name)")
+_LAYOUT_HELP = (
+    "expected the EmbedLLM dataset layout: train.csv, val.csv and test.csv (columns "
+    f"{', '.join(SPLIT_COLUMNS)}), optionally question_order.csv (prompt_id, prompt) and "
+    "model_order.csv (model_id, model_name)"
+)
 
 
 @dataclass
@@ -59,9 +61,9 @@ class CsvImport:
     already_loaded: bool = False
     n_rows: int = 0
     n_pairs: int = 0
-    n_duplicate_pairs: int = 0       # (model, question) pairs with more than one row
-    n_extra_rows: int = 0            # rows beyond the first of each pair
-    n_conflicts: int = 0             # duplicated pairs whose rows disagree (resolved by MAX)
+    n_duplicate_pairs: int = 0  # (model, question) pairs with more than one row
+    n_extra_rows: int = 0  # rows beyond the first of each pair
+    n_conflicts: int = 0  # duplicated pairs whose rows disagree (resolved by MAX)
     n_models: int = 0
     n_questions: int = 0
     n_multi_category_prompts: int = 0
@@ -72,6 +74,7 @@ class CsvImport:
 
 
 # --------------------------------------------------------------------------------------------------- files
+
 
 def layout(directory: str | Path) -> dict[str, Path]:
     """Return the dataset's files by role (train, val, test, question_order?, model_order?); InputError if not."""
@@ -99,8 +102,9 @@ def require_columns(path: Path, columns: tuple[str, ...] | list[str]) -> None:
     have = header(path)
     for col in columns:
         if col not in have:
-            raise InputError(f"{path}: missing column {col!r} (the header has {', '.join(have) or 'nothing'}); "
-                             f"{_LAYOUT_HELP}")
+            raise InputError(
+                f"{path}: missing column {col!r} (the header has {', '.join(have) or 'nothing'}); {_LAYOUT_HELP}"
+            )
 
 
 def content_hash(files: dict[str, Path]) -> str:
@@ -116,19 +120,24 @@ def content_hash(files: dict[str, Path]) -> str:
 
 # ---------------------------------------------------------------------------------------------- reading
 
+
 def read_label_rows(files: dict[str, Path], with_names: bool) -> pl.DataFrame:
     """Return every split file's rows: split, row (1-based data row), prompt_id, model_id, label, category[, name]."""
     cols = ["prompt_id", "model_id", "label", "category"] + (["model_name"] if with_names else [])
     frames = []
     for split in SPLITS:
         require_columns(files[split], cols)
-        frames.append(pl.scan_csv(files[split], infer_schema=False, row_index_name="row", row_index_offset=1)
-                      .select(["row", *cols]).with_columns(pl.lit(split).alias("split")))
+        frames.append(
+            pl.scan_csv(files[split], infer_schema=False, row_index_name="row", row_index_offset=1)
+            .select(["row", *cols])
+            .with_columns(pl.lit(split).alias("split"))
+        )
     try:
         raw = pl.concat(frames).collect()
     except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{files['train'].parent}: cannot parse the split CSV files ({str(exc).splitlines()[0]})") \
-            from None
+        raise InputError(
+            f"{files['train'].parent}: cannot parse the split CSV files ({str(exc).splitlines()[0]})"
+        ) from None
     return raw.with_columns(
         pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"),
         pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
@@ -138,28 +147,37 @@ def read_label_rows(files: dict[str, Path], with_names: bool) -> pl.DataFrame:
 
 def check_rows(rows: pl.DataFrame, files: dict[str, Path]) -> None:
     """Raise InputError naming file, row and column of the first bad id or label (labels must be 0 or 1)."""
-    bad = rows.filter(pl.col("pid").is_null() | pl.col("mid").is_null() | ~pl.col("lab").is_in([0.0, 1.0])
-                      | pl.col("lab").is_null() | pl.col("category").is_null())
+    bad = rows.filter(
+        pl.col("pid").is_null()
+        | pl.col("mid").is_null()
+        | ~pl.col("lab").is_in([0.0, 1.0])
+        | pl.col("lab").is_null()
+        | pl.col("category").is_null()
+    )
     if bad.height == 0:
         return
-    first = bad.sort(pl.col("split").replace_strict({s: i for i, s in enumerate(SPLITS)}), "row").row(0, named=True)
+    first = bad.sort(pl.col("split").replace_strict({s: i for i, s in enumerate(SPLITS)}), "row").row(
+        0, named=True
+    )
     where = f"{files[first['split']]}: row {first['row']} (data row, header excluded)"
     for col, parsed in (("prompt_id", "pid"), ("model_id", "mid")):
         if first[parsed] is None:
             raise InputError(f"{where}: column {col} is {first[col]!r}, not an integer ({bad.height} bad rows)")
     if first["category"] is None:
         raise InputError(f"{where}: column category is empty ({bad.height} bad rows)")
-    raise InputError(f"{where}: label {first['label']!r} is outside {{0, 1}} ({bad.height} bad rows); "
-                     "fix or drop those rows")
+    raise InputError(
+        f"{where}: label {first['label']!r} is outside {{0, 1}} ({bad.height} bad rows); fix or drop those rows"
+    )
 
 
 def model_names(rows: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
     """Return (mid, model) for every model_id in the rows: model_order.csv if present, else the rows' model_name."""
     if "model_order" in files:
         require_columns(files["model_order"], ["model_id", "model_name"])
-        names = (pl.read_csv(files["model_order"], infer_schema=False, columns=["model_id", "model_name"])
-                 .select(pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
-                         pl.col("model_name").alias("model")))
+        names = pl.read_csv(files["model_order"], infer_schema=False, columns=["model_id", "model_name"]).select(
+            pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
+            pl.col("model_name").alias("model"),
+        )
         if names["mid"].null_count():
             raise InputError(f"{files['model_order']}: column model_id holds a value that is not an integer")
     else:
@@ -167,11 +185,15 @@ def model_names(rows: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
     names = names.unique("mid", keep="first")
     unknown = rows.select("mid").unique().join(names, on="mid", how="anti")
     if unknown.height:
-        raise InputError(f"{files.get('model_order', files['train'])}: model_id {unknown['mid'][0]} used in the split "
-                         "files has no model_name; add it to model_order.csv")
+        raise InputError(
+            f"{files.get('model_order', files['train'])}: model_id {unknown['mid'][0]} used in the split "
+            "files has no model_name; add it to model_order.csv"
+        )
     if names["model"].null_count():
-        raise InputError(f"{files.get('model_order', files['train'])}: empty model_name for model_id "
-                         f"{names.filter(pl.col('model').is_null())['mid'][0]}")
+        raise InputError(
+            f"{files.get('model_order', files['train'])}: empty model_name for model_id "
+            f"{names.filter(pl.col('model').is_null())['mid'][0]}"
+        )
     return names
 
 
@@ -186,22 +208,29 @@ def prompts(pids: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
             require_columns(files[split], ["prompt"])
         src = pl.concat([pl.scan_csv(files[s], infer_schema=False).select("prompt_id", "prompt") for s in SPLITS])
         where = files["train"].parent
-    text = (src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
-            .filter(pl.col("pid").is_not_null()).unique("pid", keep="first").select("pid", "prompt")
-            .collect(engine="streaming"))
+    text = (
+        src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
+        .filter(pl.col("pid").is_not_null())
+        .unique("pid", keep="first")
+        .select("pid", "prompt")
+        .collect(engine="streaming")
+    )
     out = pids.join(text, on="pid", how="left")
     if out["prompt"].null_count():
-        raise InputError(f"{where}: no prompt text for prompt_id {out.filter(pl.col('prompt').is_null())['pid'][0]}")
+        raise InputError(
+            f"{where}: no prompt text for prompt_id {out.filter(pl.col('prompt').is_null())['pid'][0]}"
+        )
     return out
 
 
 # -------------------------------------------------------------------------------------------- resolving
 
+
 @dataclass
 class Pairs:
     """One label per (model, question) after the MAX rule, in (question_id, model) order, plus duplicate counts."""
 
-    labels: pl.DataFrame        # model, question_id, label
+    labels: pl.DataFrame  # model, question_id, label
     n_duplicate_pairs: int
     n_extra_rows: int
     n_conflicts: int
@@ -215,7 +244,7 @@ def resolve_pairs(rows: pl.DataFrame, questions: pl.DataFrame, names: pl.DataFra
     """
     order = questions.select("pid", "question_id").sort("question_id")
     upids = order["pid"].to_numpy()
-    by_pid = np.argsort(upids)                         # question rank of each pid, via a sorted lookup
+    by_pid = np.argsort(upids)  # question rank of each pid, via a sorted lookup
     names = names.sort("mid")
     umids = names["mid"].to_numpy()
     pid, mid = rows["pid"].to_numpy(), rows["mid"].to_numpy()
@@ -227,21 +256,29 @@ def resolve_pairs(rows: pl.DataFrame, questions: pl.DataFrame, names: pl.DataFra
     counts = np.diff(np.r_[start, len(key)])
     lmax, lmin = np.maximum.reduceat(lab, start), np.minimum.reduceat(lab, start)
     first = key[start]
-    labels = pl.DataFrame({
-        "model": names["model"].gather(first % len(umids)),
-        "question_id": order["question_id"].gather(first // len(umids)),
-        "label": pl.Series(lmax.astype(np.int8)),
-    })
-    return Pairs(labels=labels, n_duplicate_pairs=int((counts > 1).sum()), n_extra_rows=int((counts - 1).sum()),
-                 n_conflicts=int((lmax != lmin).sum()))
+    labels = pl.DataFrame(
+        {
+            "model": names["model"].gather(first % len(umids)),
+            "question_id": order["question_id"].gather(first // len(umids)),
+            "label": pl.Series(lmax.astype(np.int8)),
+        }
+    )
+    return Pairs(
+        labels=labels,
+        n_duplicate_pairs=int((counts > 1).sum()),
+        n_extra_rows=int((counts - 1).sum()),
+        n_conflicts=int((lmax != lmin).sum()),
+    )
 
 
 def resolve_questions(rows: pl.DataFrame) -> pl.DataFrame:
     """Return one row per pid: category (first alphabetically), split (test > val > train), counts of each."""
     q = rows.group_by("pid").agg(
-        pl.col("category").min().alias("category"), pl.col("category").n_unique().alias("n_categories"),
+        pl.col("category").min().alias("category"),
+        pl.col("category").n_unique().alias("n_categories"),
         pl.col("split").replace_strict(_SPLIT_RANK, return_dtype=pl.Int8).min().alias("rank"),
-        pl.col("split").n_unique().alias("n_splits"))
+        pl.col("split").n_unique().alias("n_splits"),
+    )
     inv = {v: k for k, v in _SPLIT_RANK.items()}
     q = q.with_columns(pl.col("rank").replace_strict(inv, return_dtype=pl.String).alias("split"))
     ids = [question_id(f"embedllm-csv/{c}", str(p)) for p, c in zip(q["pid"].to_list(), q["category"].to_list())]
@@ -276,16 +313,35 @@ def build_batch(files: dict[str, Path], digest: str, summary: CsvImport) -> Batc
     summary.n_multi_split_prompts = int((qs["n_splits"] > 1).sum())
     summary.questions_by_split = dict(qs.group_by("split").len().sort("split").iter_rows())
     questions = prompts(qs.select("pid", "question_id", "category", "split"), files).select(
-        "question_id", pl.col("category").alias("benchmark"), pl.col("category").alias("task"),
-        pl.col("pid").alias("doc_id"), "prompt", "split")
+        "question_id",
+        pl.col("category").alias("benchmark"),
+        pl.col("category").alias("task"),
+        pl.col("pid").alias("doc_id"),
+        "prompt",
+        "split",
+    )
     labels = pairs.labels
     summary.seconds["resolve"] = time.perf_counter() - t1
-    details = {k: getattr(summary, k) for k in ("n_rows", "n_pairs", "n_duplicate_pairs", "n_extra_rows",
-                                                "n_conflicts", "n_multi_category_prompts",
-                                                "n_multi_split_prompts")}
+    details = {
+        k: getattr(summary, k)
+        for k in (
+            "n_rows",
+            "n_pairs",
+            "n_duplicate_pairs",
+            "n_extra_rows",
+            "n_conflicts",
+            "n_multi_category_prompts",
+            "n_multi_split_prompts",
+        )
+    }
     details["duplicate_rule"] = "max"
-    meta = Meta(kind=KIND, content_hash=digest, source=str(files["train"].parent), label_rule="label (dataset)",
-                details=details)
+    meta = Meta(
+        kind=KIND,
+        content_hash=digest,
+        source=str(files["train"].parent),
+        label_rule="label (dataset)",
+        details=details,
+    )
     return Batch(meta=meta, rows=labels, questions=questions)
 
 
@@ -297,8 +353,9 @@ class CsvImportResult:
     report: StageReport
 
 
-def import_embedllm_csv(db: str | Path, directory: str | Path, *, progress: Callable[[str], None] | None = None,
-                        wait: float = 0.0) -> CsvImportResult:
+def import_embedllm_csv(
+    db: str | Path, directory: str | Path, *, progress: Callable[[str], None] | None = None, wait: float = 0.0
+) -> CsvImportResult:
     """Import an EmbedLLM-layout folder in one transaction (no-op if the same files were imported); return counts.
 
     Files are hashed and read with no warehouse connection open; the warehouse is opened twice, briefly: to ask
@@ -330,6 +387,9 @@ def import_embedllm_csv(db: str | Path, directory: str | Path, *, progress: Call
                 summary.report = load_batches(con, [batch])
             summary.seconds["load"] = time.perf_counter() - t1
         summary.seconds["total"] = time.perf_counter() - t0
-        report.note = (f"{directory}: already loaded" if seen else
-                       f"{directory}: {summary.report.n_labels:,} labels, {summary.n_models} models")
+        report.note = (
+            f"{directory}: already loaded"
+            if seen
+            else f"{directory}: {summary.report.n_labels:,} labels, {summary.n_models} models"
+        )
     return CsvImportResult(summary=summary, report=report)

@@ -36,22 +36,28 @@ from tasks.load import AGGREGATE_TOLERANCE, Batch, Meta
 KIND = "lm-eval-import"
 _PRIVATE = "_embedllm"  # key read_lm_eval_dir adds to the results dict: per-task files, hashes and versions
 # results_<timestamp>.json, or <stem>_<timestamp>.json when --output_path named a .json file (>= 0.4.2)
-_STAMP = re.compile(r"^(?!samples_)(?P<stem>.+?)_(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.json$|"
-                    r"^results_(?P<stamp2>.+)\.json$")
-_LAYOUT_HELP = ("expected an lm-eval --output_path folder: results_<timestamp>.json with "
-                "samples_<task>_<timestamp>.jsonl (lm-eval >= 0.4.2), or results.json with <model>_<task>.jsonl "
-                "(0.4.0-0.4.1), directly inside or one model folder down; run lm-eval with --log_samples")
+_STAMP = re.compile(
+    r"^(?!samples_)(?P<stem>.+?)_(?P<stamp>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.json$|"
+    r"^results_(?P<stamp2>.+)\.json$"
+)
+_LAYOUT_HELP = (
+    "expected an lm-eval --output_path folder: results_<timestamp>.json with "
+    "samples_<task>_<timestamp>.jsonl (lm-eval >= 0.4.2), or results.json with <model>_<task>.jsonl "
+    "(0.4.0-0.4.1), directly inside or one model folder down; run lm-eval with --log_samples"
+)
 
 
 # ------------------------------------------------------------------------------------------------- reading
+
 
 def _json_error(path: Path, data: bytes, exc: orjson.JSONDecodeError, line_offset: int = 0) -> InputError:
     """Return an InputError naming file:line:column of a JSON syntax error."""
     pos = getattr(exc, "pos", 0) or 0
     line = data.count(b"\n", 0, pos) + 1 + line_offset
     col = pos - (data.rfind(b"\n", 0, pos) + 1) + 1
-    return InputError(f"{path}:{line}:{col}: malformed JSON ({str(exc).split(':')[0]}); "
-                      "re-run lm-eval or fix the file")
+    return InputError(
+        f"{path}:{line}:{col}: malformed JSON ({str(exc).split(':')[0]}); re-run lm-eval or fix the file"
+    )
 
 
 def read_json_file(path: Path) -> Any:
@@ -63,8 +69,9 @@ def read_json_file(path: Path) -> Any:
         raise _json_error(path, data, exc) from None
 
 
-def read_samples_file(path: Path, *, metrics: tuple[str, ...] = (), multiple_choice: bool = False
-                      ) -> tuple[list[dict] | pl.DataFrame, str]:
+def read_samples_file(
+    path: Path, *, metrics: tuple[str, ...] = (), multiple_choice: bool = False
+) -> tuple[list[dict] | pl.DataFrame, str]:
     """Return (rows, sha256 of the bytes) of a samples file: one JSON array or JSON lines, told apart by content.
 
     JSON lines with doc_hash and filter (lm-eval >= 0.4.3) take a fast path when METRICS are given: polars reads
@@ -106,8 +113,13 @@ FRAME_COLUMNS = ("doc_id", "doc_hash", "target", "filter", "context", "n_request
 
 def _fast_jsonl(data: bytes, metrics: tuple[str, ...], multiple_choice: bool) -> pl.DataFrame | None:
     """Return lm-eval >= 0.4.3 JSON lines as a frame (FRAME_COLUMNS + metrics), or None if they need full parsing."""
-    schema: dict[str, Any] = {"doc_id": pl.Int64, "doc_hash": pl.String, "target": pl.String, "filter": pl.String,
-                              "arguments": pl.Struct({"gen_args_0": pl.Struct({"arg_0": pl.String})})}
+    schema: dict[str, Any] = {
+        "doc_id": pl.Int64,
+        "doc_hash": pl.String,
+        "target": pl.String,
+        "filter": pl.String,
+        "arguments": pl.Struct({"gen_args_0": pl.Struct({"arg_0": pl.String})}),
+    }
     if multiple_choice:
         schema["filtered_resps"] = pl.List(pl.List(pl.String))
     for m in metrics:
@@ -119,9 +131,11 @@ def _fast_jsonl(data: bytes, metrics: tuple[str, ...], multiple_choice: bool) ->
     frame = frame.with_columns(
         pl.col("arguments").struct.field("gen_args_0").struct.field("arg_0").alias("context"),
         (pl.col("filtered_resps").list.len() if multiple_choice else pl.lit(1)).cast(pl.Int64).alias("n_requests"),
-        pl.int_range(pl.len()).alias("line"))
-    if frame.height == 0 or frame.select(pl.col("doc_hash", "filter", "doc_id", "context").null_count()).row(0) != (
-            0, 0, 0, 0):
+        pl.int_range(pl.len()).alias("line"),
+    )
+    if frame.height == 0 or frame.select(pl.col("doc_hash", "filter", "doc_id", "context").null_count()).row(
+        0
+    ) != (0, 0, 0, 0):
         return None
     return frame.select(*FRAME_COLUMNS, *metrics)
 
@@ -135,8 +149,9 @@ def _parse_jsonl_slowly(path: Path, data: bytes) -> list[dict]:
         try:
             rows.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            raise InputError(f"{path}:{lineno}: malformed JSON line ({str(exc).split(':')[0]}); "
-                             "re-run lm-eval or fix the line") from None
+            raise InputError(
+                f"{path}:{lineno}: malformed JSON line ({str(exc).split(':')[0]}); re-run lm-eval or fix the line"
+            ) from None
     return rows
 
 
@@ -144,15 +159,20 @@ def _results_files(root: Path) -> list[Path]:
     """Return the results files directly in ROOT or one folder down; InputError for an unknown layout."""
     if not root.is_dir():
         raise InputError(f"{root}: not a directory; {_LAYOUT_HELP}")
-    found = sorted(p for pattern in ("*.json", "*/*.json") for p in root.glob(pattern)
-                   if p.name == "results.json" or _STAMP.match(p.name))
+    found = sorted(
+        p
+        for pattern in ("*.json", "*/*.json")
+        for p in root.glob(pattern)
+        if p.name == "results.json" or _STAMP.match(p.name)
+    )
     if not found:
         raise InputError(f"{root}: no lm-eval results file found; {_LAYOUT_HELP}")
     folders = sorted({p.parent for p in found})
     if len(folders) > 1:
         names = ", ".join(str(f.relative_to(root)) or "." for f in folders)
-        raise InputError(f"{root}: holds lm-eval results of several runs/models ({names}); "
-                         "import one model folder at a time")
+        raise InputError(
+            f"{root}: holds lm-eval results of several runs/models ({names}); import one model folder at a time"
+        )
     return found
 
 
@@ -177,8 +197,10 @@ def _samples_file(results_file: Path, task: str, all_tasks: set[str]) -> Path:
                 continue
             if p.stem.endswith(f"_{task}") and not any(p.stem.endswith(f"_{t}") for t in longer):
                 return p
-    raise InputError(f"{folder}: no samples file for task {task} of {results_file.name} "
-                     f"(expected samples_{task}_{stamp or '<timestamp>'}.jsonl); run lm-eval with --log_samples")
+    raise InputError(
+        f"{folder}: no samples file for task {task} of {results_file.name} "
+        f"(expected samples_{task}_{stamp or '<timestamp>'}.jsonl); run lm-eval with --log_samples"
+    )
 
 
 def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.DataFrame]]:
@@ -199,8 +221,16 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.
             newest_for[task] = (f, res)
     latest = parsed[-1][1]
     merged: dict[str, Any] = {k: v for k, v in latest.items() if k not in ("results", "configs")}
-    for key in ("results", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "group_subtasks",
-                "groups"):
+    for key in (
+        "results",
+        "configs",
+        "versions",
+        "n-shot",
+        "higher_is_better",
+        "n-samples",
+        "group_subtasks",
+        "groups",
+    ):
         merged[key] = {}
         for _, res in parsed:
             merged[key].update(res.get(key) or {})
@@ -215,12 +245,19 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.
                 merged[key][task] = res[key][task]
         sfile = _samples_file(f, task, all_tasks)
         config = res["configs"][task]
-        metrics = tuple(sorted({k.split(",")[0] for k in res["results"].get(task, {})
-                                if "," in k and "_stderr," not in k}))
-        samples[task], digest = read_samples_file(sfile, metrics=metrics,
-                                                  multiple_choice=config.get("output_type") == "multiple_choice")
-        private[task] = {"results_file": str(f), "samples_file": str(sfile), "samples_sha256": digest,
-                         "lm_eval_version": res.get("lm_eval_version"), "config": res.get("config") or {}}
+        metrics = tuple(
+            sorted({k.split(",")[0] for k in res["results"].get(task, {}) if "," in k and "_stderr," not in k})
+        )
+        samples[task], digest = read_samples_file(
+            sfile, metrics=metrics, multiple_choice=config.get("output_type") == "multiple_choice"
+        )
+        private[task] = {
+            "results_file": str(f),
+            "samples_file": str(sfile),
+            "samples_sha256": digest,
+            "lm_eval_version": res.get("lm_eval_version"),
+            "config": res.get("config") or {},
+        }
         if isinstance(samples[task], pl.DataFrame):
             private[task]["lines"] = JsonLines(sfile)
     merged[_PRIVATE] = private
@@ -228,6 +265,7 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.
 
 
 # ------------------------------------------------------------------------------------------------ batches
+
 
 def lm_eval_doc_hash(doc: Any) -> str:
     """Return lm-eval's doc_hash of a doc (sha256 of json.dumps(doc, indent=2, ensure_ascii=False))."""
@@ -300,6 +338,7 @@ class PromptExtractor:
         try:
             if self._compiled is None:
                 from lm_eval.utils import env
+
                 self._compiled = env.from_string(self.template)
             return self._compiled.render(**doc)
         except Exception:  # noqa: BLE001 - any template problem falls back to delimiter splitting
@@ -314,7 +353,7 @@ class PromptExtractor:
             return json.dumps(context, ensure_ascii=False, default=str) if context is not None else ""
         text = context
         if self.description and text.startswith(self.description):
-            text = text[len(self.description):]
+            text = text[len(self.description) :]
         if self.num_fewshot > 0:
             if text.count(self.delimiter) != self.num_fewshot:  # an example or the question holds the delimiter
                 rendered = self._render(doc() if callable(doc) else doc)
@@ -344,8 +383,10 @@ class PromptExtractor:
 
 def _filter_error(task: str, rule: LabelRule, have: list[str]) -> ConfigError:
     """Return the error for a rule whose filter the samples do not have."""
-    return ConfigError(f"task {task}: no samples for filter {rule.filter!r} (the samples have {', '.join(have)}); "
-                       f"pass --label-rule {task}={rule.metric},{have[0]}")
+    return ConfigError(
+        f"task {task}: no samples for filter {rule.filter!r} (the samples have {', '.join(have)}); "
+        f"pass --label-rule {task}={rule.metric},{have[0]}"
+    )
 
 
 def _select_filter(task: str, rows: list[dict], rule: LabelRule, config: dict) -> list[dict]:
@@ -362,24 +403,29 @@ def _select_filter(task: str, rows: list[dict], rule: LabelRule, config: dict) -
         raise InputError(f"task {task}: {len(rows)} samples do not split evenly over filters {', '.join(names)}")
     block = len(rows) // len(names)
     i = names.index(rule.filter)
-    return rows[i * block:(i + 1) * block]
+    return rows[i * block : (i + 1) * block]
 
 
 def _value(task: str, row: dict, rule: LabelRule) -> float:
     """Return the row's per-sample metric as a float; ConfigError if it is missing or not a number."""
     if rule.metric not in row:
         have = [k for k in (row.get("metrics") or []) if k in row] or [
-            k for k, v in row.items() if isinstance(v, (int, float)) and k != "doc_id"]
-        raise ConfigError(f"task {task}: samples have no metric {rule.metric!r} (they have {', '.join(have)}); "
-                          f"pass --label-rule {task}=METRIC")
+            k for k, v in row.items() if isinstance(v, (int, float)) and k != "doc_id"
+        ]
+        raise ConfigError(
+            f"task {task}: samples have no metric {rule.metric!r} (they have {', '.join(have)}); "
+            f"pass --label-rule {task}=METRIC"
+        )
     v = row[rule.metric]
     if isinstance(v, str):
         v = {"True": 1.0, "False": 0.0}.get(v, v)
     try:
         return float(v)
     except (TypeError, ValueError):
-        raise ConfigError(f"task {task}: per-sample {rule.metric} is {v!r}, not a number; "
-                          "use a metric that lm-eval scores per sample") from None
+        raise ConfigError(
+            f"task {task}: per-sample {rule.metric} is {v!r}, not a number; "
+            "use a metric that lm-eval scores per sample"
+        ) from None
 
 
 def _rows_digest(hashes: list[str], values: list[float]) -> str:
@@ -400,8 +446,10 @@ def _aggregate(task: str, results: dict, rule: LabelRule) -> float:
     entry = (results.get("results") or {}).get(task) or {}
     if rule.key not in entry:
         have = sorted(k for k in entry if "," in k and "_stderr" not in k)
-        raise ConfigError(f"task {task}: lm-eval's results have no {rule.key} (they have {', '.join(have)}); "
-                          f"pass --label-rule {task}=METRIC[,FILTER]")
+        raise ConfigError(
+            f"task {task}: lm-eval's results have no {rule.key} (they have {', '.join(have)}); "
+            f"pass --label-rule {task}=METRIC[,FILTER]"
+        )
     return float(entry[rule.key])
 
 
@@ -409,23 +457,34 @@ def _check_before_dedupe(task: str, values: list[float], agg: float, rule: Label
     """Raise AggregateMismatch when the mean of all per-sample values differs from lm-eval's aggregate."""
     mean = sum(values) / len(values)
     if abs(mean - agg) > AGGREGATE_TOLERANCE:
-        raise AggregateMismatch(f"task {task}: mean per-sample {rule} is {mean:.6f} but lm-eval's aggregate is "
-                                f"{agg:.6f} ({source}); check the label rule for this task or re-run lm-eval")
+        raise AggregateMismatch(
+            f"task {task}: mean per-sample {rule} is {mean:.6f} but lm-eval's aggregate is "
+            f"{agg:.6f} ({source}); check the label rule for this task or re-run lm-eval"
+        )
 
 
 def _columns_from_rows(task: str, rows: list[dict], rule: LabelRule, config: dict) -> dict[str, list]:
     """Return the per-sample columns of in-memory rows (python API or fully parsed files) for the rule's filter."""
     rows = _select_filter(task, rows, rule, config)
     hashes = [r.get("doc_hash") or lm_eval_doc_hash(r.get("doc")) for r in rows]
-    targets = [t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str)
-               for t in (r.get("target") for r in rows)]
-    return {"doc_id": [r.get("doc_id") for r in rows], "doc_hash": hashes, "target": targets,
-            "context": [_first_context(r) for r in rows], "n_requests": [_n_requests(r) for r in rows],
-            "value": [_value(task, r, rule) for r in rows], "doc": [r.get("doc") for r in rows]}
+    targets = [
+        t if isinstance(t, str) else json.dumps(t, ensure_ascii=False, default=str)
+        for t in (r.get("target") for r in rows)
+    ]
+    return {
+        "doc_id": [r.get("doc_id") for r in rows],
+        "doc_hash": hashes,
+        "target": targets,
+        "context": [_first_context(r) for r in rows],
+        "n_requests": [_n_requests(r) for r in rows],
+        "value": [_value(task, r, rule) for r in rows],
+        "doc": [r.get("doc") for r in rows],
+    }
 
 
-def _columns_from_frame(task: str, frame: pl.DataFrame, rule: LabelRule, lines: JsonLines | None
-                        ) -> dict[str, list]:
+def _columns_from_frame(
+    task: str, frame: pl.DataFrame, rule: LabelRule, lines: JsonLines | None
+) -> dict[str, list]:
     """Return the per-sample columns of a fast-path frame for the rule's filter."""
     chosen = frame.filter(pl.col("filter") == rule.filter)
     if chosen.height == 0:
@@ -434,13 +493,24 @@ def _columns_from_frame(task: str, frame: pl.DataFrame, rule: LabelRule, lines: 
         raise ConfigError(f"task {task}: samples have no metric {rule.metric!r}; pass --label-rule {task}=METRIC")
     cols = {c: chosen[c].to_list() for c in ("doc_id", "doc_hash", "target", "context", "n_requests")}
     cols["value"] = chosen[rule.metric].to_list()
-    cols["doc"] = [functools.partial(lines.doc, i) for i in chosen["line"].to_list()] if lines else \
-        [None] * chosen.height
+    cols["doc"] = (
+        [functools.partial(lines.doc, i) for i in chosen["line"].to_list()] if lines else [None] * chosen.height
+    )
     return cols
 
 
-def batch_for_task(task: str, results: dict, rows: list[dict] | pl.DataFrame, *, model: str, kind: str,
-                   source: str, rule: LabelRule, benchmark: str, model_revision: str | None) -> Batch:
+def batch_for_task(
+    task: str,
+    results: dict,
+    rows: list[dict] | pl.DataFrame,
+    *,
+    model: str,
+    kind: str,
+    source: str,
+    rule: LabelRule,
+    benchmark: str,
+    model_revision: str | None,
+) -> Batch:
     """Return the Batch of one task: labelled rows plus provenance, aggregate taken from lm-eval's results."""
     config = (results.get("configs") or {}).get(task) or {}
     private = (results.get(_PRIVATE) or {}).get(task) or {}
@@ -462,13 +532,25 @@ def batch_for_task(task: str, results: dict, rows: list[dict] | pl.DataFrame, *,
     n_samples = len(qids)
     bad = next((v for v in values if v not in (0.0, 1.0)), None) if rule.threshold is None else None
     if bad is not None:
-        raise ConfigError(f"task {task}: per-sample {rule.metric} is {bad}, not 0/1; give a threshold, "
-                          f"e.g. --label-rule {task}={rule.metric if rule.filter == DEFAULT_FILTER else rule.key}>0.5")
-    frame = pl.DataFrame({
-        "question_id": qids, "benchmark": benchmark, "task": task, "doc_id": doc_ids, "doc_hash": hashes,
-        "prompt": prompts, "target": targets, "n_choices": n_choices, "output_type": output_type,
-        "value": values,
-    }, schema_overrides={"doc_id": pl.Int64, "n_choices": pl.Int64, "value": pl.Float64})
+        raise ConfigError(
+            f"task {task}: per-sample {rule.metric} is {bad}, not 0/1; give a threshold, "
+            f"e.g. --label-rule {task}={rule.metric if rule.filter == DEFAULT_FILTER else rule.key}>0.5"
+        )
+    frame = pl.DataFrame(
+        {
+            "question_id": qids,
+            "benchmark": benchmark,
+            "task": task,
+            "doc_id": doc_ids,
+            "doc_hash": hashes,
+            "prompt": prompts,
+            "target": targets,
+            "n_choices": n_choices,
+            "output_type": output_type,
+            "value": values,
+        },
+        schema_overrides={"doc_id": pl.Int64, "n_choices": pl.Int64, "value": pl.Float64},
+    )
     label = pl.col("value") if rule.threshold is None else (pl.col("value") > rule.threshold)
     frame = frame.with_columns(label.cast(pl.Int8).alias("label"))
     details: dict[str, Any] = {"n_samples": n_samples, "filter": rule.filter}
@@ -483,18 +565,33 @@ def batch_for_task(task: str, results: dict, rows: list[dict] | pl.DataFrame, *,
     revision = model_revision or run_config.get("model_sha") or run_config.get("model_revision") or None
     version = (results.get("versions") or {}).get(task)
     meta = Meta(
-        kind=kind, content_hash=hashlib.sha256(f"{digest}|{rule}".encode()).hexdigest(), source=src,
-        model=model, task=task, task_version=None if version is None else str(version),
+        kind=kind,
+        content_hash=hashlib.sha256(f"{digest}|{rule}".encode()).hexdigest(),
+        source=src,
+        model=model,
+        task=task,
+        task_version=None if version is None else str(version),
         task_config_hash=task_config_hash(config),
         lm_eval_version=private.get("lm_eval_version") or results.get("lm_eval_version"),
-        model_revision=revision, label_rule=str(rule), aggregate_value=aggregate, details=details)
+        model_revision=revision,
+        label_rule=str(rule),
+        aggregate_value=aggregate,
+        details=details,
+    )
     return Batch(meta=meta, rows=frame)
 
 
-def batches_from_results(results: dict, samples: dict[str, list[dict] | pl.DataFrame], *, model: str, kind: str = KIND,
-                         source: str = "lm-eval", rules: dict[str, LabelRule] | None = None,
-                         model_revision: str | None = None,
-                         benchmark_of: dict[str, str] | None = None) -> list[Batch]:
+def batches_from_results(
+    results: dict,
+    samples: dict[str, list[dict] | pl.DataFrame],
+    *,
+    model: str,
+    kind: str = KIND,
+    source: str = "lm-eval",
+    rules: dict[str, LabelRule] | None = None,
+    model_revision: str | None = None,
+    benchmark_of: dict[str, str] | None = None,
+) -> list[Batch]:
     """Return one Batch per task in SAMPLES (benchmark = benchmark_of, else the top-level group, else the task)."""
     benchmark_of = benchmark_of or {}
     batches = []
@@ -502,12 +599,24 @@ def batches_from_results(results: dict, samples: dict[str, list[dict] | pl.DataF
         group = top_group(task, results)
         rule = rule_for(task, rules, group=group)
         benchmark = benchmark_of.get(task) or (benchmark_of.get(group) if group else None) or group or task
-        batches.append(batch_for_task(task, results, samples[task], model=model, kind=kind, source=source,
-                                      rule=rule, benchmark=benchmark, model_revision=model_revision))
+        batches.append(
+            batch_for_task(
+                task,
+                results,
+                samples[task],
+                model=model,
+                kind=kind,
+                source=source,
+                rule=rule,
+                benchmark=benchmark,
+                model_revision=model_revision,
+            )
+        )
     return batches
 
 
 # ------------------------------------------------------------------------------------------- the entry point
+
 
 @dataclass
 class LmEvalImport:
@@ -516,37 +625,59 @@ class LmEvalImport:
     directory: str
     model: str
     lm_eval_version: str | None
-    tasks: list[dict[str, Any]]        # task, benchmark, label_rule, labels, new_questions, mean, aggregate, status
-    load: Any                          # tasks.load.LoadReport
-    report: Any                        # tasks.stage.StageReport
+    tasks: list[dict[str, Any]]  # task, benchmark, label_rule, labels, new_questions, mean, aggregate, status
+    load: Any  # tasks.load.LoadReport
+    report: Any  # tasks.stage.StageReport
 
 
 def _task_rows(batches: list[Batch], model: str, load, new_by_task: dict[str, int]) -> list[dict[str, Any]]:
     """Return the per-task summary rows of an import (what `embedllm import lm-eval` prints)."""
-    return [{"task": b.meta.task, "benchmark": b.rows["benchmark"][0], "label_rule": b.meta.label_rule,
-             "labels": b.rows.height, "new_questions": new_by_task.get(b.meta.task, 0),
-             "mean": float(b.rows["value"].mean()), "aggregate": b.meta.aggregate_value,
-             "status": "already loaded" if f"{model}/{b.meta.task}" in load.skipped else "loaded"} for b in batches]
+    return [
+        {
+            "task": b.meta.task,
+            "benchmark": b.rows["benchmark"][0],
+            "label_rule": b.meta.label_rule,
+            "labels": b.rows.height,
+            "new_questions": new_by_task.get(b.meta.task, 0),
+            "mean": float(b.rows["value"].mean()),
+            "aggregate": b.meta.aggregate_value,
+            "status": "already loaded" if f"{model}/{b.meta.task}" in load.skipped else "loaded",
+        }
+        for b in batches
+    ]
 
 
-def import_lm_eval_dir(db: str | Path, directory: str | Path, *, model: str,
-                       rules: dict[str, LabelRule] | None = None, revision: str | None = None,
-                       wait: float = 0.0) -> LmEvalImport:
+def import_lm_eval_dir(
+    db: str | Path,
+    directory: str | Path,
+    *,
+    model: str,
+    rules: dict[str, LabelRule] | None = None,
+    revision: str | None = None,
+    wait: float = 0.0,
+) -> LmEvalImport:
     """Read an lm-eval output folder (no connection open) and load it through the one loader in one transaction."""
     import warehouse
     from tasks import stage
     from tasks.load import load_batches
 
     results, samples = read_lm_eval_dir(directory)
-    batches = batches_from_results(results, samples, model=model, kind=KIND, source=str(directory), rules=rules,
-                                   model_revision=revision)
+    batches = batches_from_results(
+        results, samples, model=model, kind=KIND, source=str(directory), rules=rules, model_revision=revision
+    )
     with stage.writing(db, "import", wait=wait) as report:
         with stage.session(db) as con:
             load = load_batches(con, batches)
             loaded = warehouse.query(con, "import_loads_by_id", [load.loaded]) if load.loaded else None
-        new_by_task = {r["task"]: r["n_new_questions"] for r in loaded.iter_rows(named=True)} if loaded is not None \
-            else {}
-        report.note = (f"{directory} ({model}): {load.n_labels} labels, {len(load.skipped)} task(s) already loaded")
-    return LmEvalImport(directory=str(directory), model=model,
-                        lm_eval_version=batches[0].meta.lm_eval_version if batches else None,
-                        tasks=_task_rows(batches, model, load, new_by_task), load=load, report=report)
+        new_by_task = (
+            {r["task"]: r["n_new_questions"] for r in loaded.iter_rows(named=True)} if loaded is not None else {}
+        )
+        report.note = f"{directory} ({model}): {load.n_labels} labels, {len(load.skipped)} task(s) already loaded"
+    return LmEvalImport(
+        directory=str(directory),
+        model=model,
+        lm_eval_version=batches[0].meta.lm_eval_version if batches else None,
+        tasks=_task_rows(batches, model, load, new_by_task),
+        load=load,
+        report=report,
+    )

@@ -16,10 +16,11 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from embedllm import settings
 from embedllm.common import utc_now
@@ -61,8 +62,8 @@ class EvalJob:
     limit: int | None = None
     samples: dict[str, list[int]] | None = None
     device: str | None = None
-    recorded: dict[str, str] | None = None         # cache_key / model_config read back from staging metadata
-    api_key_env: str | None = None                 # env var holding the endpoint's key (read when lm-eval runs)
+    recorded: dict[str, str] | None = None  # cache_key / model_config read back from staging metadata
+    api_key_env: str | None = None  # env var holding the endpoint's key (read when lm-eval runs)
 
     @property
     def model_config(self) -> str:
@@ -77,9 +78,18 @@ class EvalJob:
         """Return a key from model, revision, config, task names, versions and rules, limit and samples."""
         if self.recorded and self.recorded.get("cache_key"):
             return self.recorded["cache_key"]
-        text = json.dumps([self.model, self.revision, self.model_config, self.limit, self.samples,
-                           [(t.task, t.version, t.label_rule, t.num_fewshot) for t in self.tasks]],
-                          sort_keys=True, default=str)
+        text = json.dumps(
+            [
+                self.model,
+                self.revision,
+                self.model_config,
+                self.limit,
+                self.samples,
+                [(t.task, t.version, t.label_rule, t.num_fewshot) for t in self.tasks],
+            ],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -91,8 +101,8 @@ class TaskOutcome:
     benchmark: str
     task_version: str
     label_rule: str
-    status: str = "success"                       # success | failed
-    error_type: str | None = None                 # model-load | out-of-memory | task | load | incomplete
+    status: str = "success"  # success | failed
+    error_type: str | None = None  # model-load | out-of-memory | task | load | incomplete
     error: str | None = None
     staging_files: list[str] = field(default_factory=list)
     content_hashes: list[str] = field(default_factory=list)
@@ -144,8 +154,8 @@ def _one_line(exc: BaseException, limit: int = 400) -> str:
     return msg[:limit]
 
 
-
 # ------------------------------------------------------------------------------------------------- running
+
 
 def _load_lm(job: EvalJob):
     """Return an lm-eval LM instance for the job's model (weights loaded once for all its tasks)."""
@@ -156,8 +166,10 @@ def _load_lm(job: EvalJob):
     if job.backend in API_BACKENDS:
         return lm_eval_model(job.backend).create_from_arg_obj(args, {"batch_size": 1, **_api_header(job)})
     if args.get("gguf_file") and job.backend in PATH_BACKENDS and Path(str(args.get("pretrained", ""))).is_dir():
-        check_gguf(Path(args["pretrained"]) / args["gguf_file"])   # a clear one-line error before a long load
-    extra: dict[str, Any] = {"batch_size": job.eval_args.get("batch_size", args.pop("batch_size", DEFAULT_BATCH_SIZE))}
+        check_gguf(Path(args["pretrained"]) / args["gguf_file"])  # a clear one-line error before a long load
+    extra: dict[str, Any] = {
+        "batch_size": job.eval_args.get("batch_size", args.pop("batch_size", DEFAULT_BATCH_SIZE))
+    }
     if job.backend in PATH_BACKENDS:
         extra["device"] = args.pop("device", None) or str(settings.pick_device(job.device))
     return lm_eval_model(job.backend).create_from_arg_obj(args, extra)
@@ -199,12 +211,21 @@ def _simple_evaluate(lm, job: EvalJob, plan: TaskPlan, tm) -> dict:
     samples, tasks = None, [plan.task]
     if job.samples:
         samples = {k: list(v) for k, v in job.samples.items() if k == plan.task or k in plan.leaves}
-        if plan.task not in samples:          # chosen docs of some subtasks of a group: run those subtasks
+        if plan.task not in samples:  # chosen docs of some subtasks of a group: run those subtasks
             tasks = sorted(samples)
     kwargs: dict[str, Any] = dict(
-        model=lm, tasks=tasks, num_fewshot=fewshot, limit=job.limit, samples=samples, log_samples=True,
-        task_manager=tm, bootstrap_iters=0, apply_chat_template=ea.get("apply_chat_template", False),
-        system_instruction=ea.get("system_instruction"), gen_kwargs=ea.get("gen_kwargs"))
+        model=lm,
+        tasks=tasks,
+        num_fewshot=fewshot,
+        limit=job.limit,
+        samples=samples,
+        log_samples=True,
+        task_manager=tm,
+        bootstrap_iters=0,
+        apply_chat_template=ea.get("apply_chat_template", False),
+        system_instruction=ea.get("system_instruction"),
+        gen_kwargs=ea.get("gen_kwargs"),
+    )
     if "fewshot_as_multiturn" in ea:
         kwargs["fewshot_as_multiturn"] = ea["fewshot_as_multiturn"]
     results = lm_eval.simple_evaluate(**kwargs)
@@ -220,17 +241,34 @@ def _batches(job: EvalJob, plan: TaskPlan, results: dict) -> list[Batch]:
 
     samples = results.pop("samples", None) or {}
     names = (plan.task, *plan.leaves)
-    batches = batches_from_results(results, samples, model=job.model, kind=KIND,
-                                   source=f"evaluate:{job.suite}:{plan.task}",
-                                   rules={name: LabelRule.parse(plan.label_rule) for name in names},
-                                   model_revision=job.revision, benchmark_of={name: plan.benchmark for name in names})
+    batches = batches_from_results(
+        results,
+        samples,
+        model=job.model,
+        kind=KIND,
+        source=f"evaluate:{job.suite}:{plan.task}",
+        rules={name: LabelRule.parse(plan.label_rule) for name in names},
+        model_revision=job.revision,
+        benchmark_of={name: plan.benchmark for name in names},
+    )
     for b in batches:
         b.meta.model_revision = job.revision
-        b.meta.details.update({
-            "suite": job.suite, "suite_task": plan.task, "suite_task_version": plan.version,
-            "suite_label_rule": plan.label_rule, "benchmark": plan.benchmark, "eval_limit": job.limit,
-            "partial": bool(job.samples), "job_key": job.cache_key, "model_config": job.model_config,
-            "n_batches": len(batches), "eval_args": job.eval_args, "num_fewshot": plan.num_fewshot})
+        b.meta.details.update(
+            {
+                "suite": job.suite,
+                "suite_task": plan.task,
+                "suite_task_version": plan.version,
+                "suite_label_rule": plan.label_rule,
+                "benchmark": plan.benchmark,
+                "eval_limit": job.limit,
+                "partial": bool(job.samples),
+                "job_key": job.cache_key,
+                "model_config": job.model_config,
+                "n_batches": len(batches),
+                "eval_args": job.eval_args,
+                "num_fewshot": plan.num_fewshot,
+            }
+        )
     return batches
 
 
@@ -240,8 +278,10 @@ def _api_header(job: EvalJob) -> dict[str, Any]:
         return {}
     key = os.environ.get(job.api_key_env)
     if not key:
-        raise ConfigError(f"model {job.model} reads its API key from ${job.api_key_env}, which is not set: "
-                          f"export {job.api_key_env}=... and run again")
+        raise ConfigError(
+            f"model {job.model} reads its API key from ${job.api_key_env}, which is not set: "
+            f"export {job.api_key_env}=... and run again"
+        )
     return {"header": {"Authorization": f"Bearer {key}"}}
 
 
@@ -251,22 +291,32 @@ def _api_hint(job: EvalJob, exc: BaseException) -> str | None:
         return None
     text = f"{type(exc).__name__}: {exc}"
     if "logprobs" in text or "Tokenizer is required" in text:
-        return (f"endpoint {job.model_args.get('base_url')} cannot score multiple-choice tasks: they need prompt "
-                "logprobs (echo=True, logprobs) and a tokenizer (--model-args tokenizer=PATH); servers such as vLLM "
-                f"or llama.cpp provide them, `transformers serve` does not ({_one_line(exc, 120)})")
+        return (
+            f"endpoint {job.model_args.get('base_url')} cannot score multiple-choice tasks: they need prompt "
+            "logprobs (echo=True, logprobs) and a tokenizer (--model-args tokenizer=PATH); servers such as vLLM "
+            f"or llama.cpp provide them, `transformers serve` does not ({_one_line(exc, 120)})"
+        )
     return None
 
 
 def _is_oom(exc: BaseException) -> bool:
     """Return whether an exception means the machine ran out of memory."""
-    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower() or \
-        type(exc).__name__ == "OutOfMemoryError"
+    return (
+        isinstance(exc, MemoryError)
+        or "out of memory" in str(exc).lower()
+        or type(exc).__name__ == "OutOfMemoryError"
+    )
 
 
 def _run_task(lm, job: EvalJob, plan: TaskPlan, tm, staging: Path) -> TaskOutcome:
     """Return the outcome of one task: staging files written, or the error caught."""
-    out = TaskOutcome(task=plan.task, benchmark=plan.benchmark, task_version=plan.version,
-                      label_rule=plan.label_rule, started_at=utc_now())
+    out = TaskOutcome(
+        task=plan.task,
+        benchmark=plan.benchmark,
+        task_version=plan.version,
+        label_rule=plan.label_rule,
+        started_at=utc_now(),
+    )
     t0 = time.perf_counter()
     try:
         results = _simple_evaluate(lm, job, plan, tm)
@@ -288,8 +338,9 @@ def _run_task(lm, job: EvalJob, plan: TaskPlan, tm, staging: Path) -> TaskOutcom
     return out
 
 
-def run_evaluation(job: EvalJob, staging: Path, *, on_task: Callable[[EvalOutcome, TaskOutcome], None] | None = None
-                   ) -> EvalOutcome:
+def run_evaluation(
+    job: EvalJob, staging: Path, *, on_task: Callable[[EvalOutcome, TaskOutcome], None] | None = None
+) -> EvalOutcome:
     """Return the outcome of evaluating one model on its job's tasks; writes staging Parquet, never the warehouse.
 
     ON_TASK(outcome so far, task outcome) is called as each task ends (the evaluate stage commits it there).
@@ -306,9 +357,16 @@ def run_evaluation(job: EvalJob, staging: Path, *, on_task: Callable[[EvalOutcom
         msg = f"cannot load model {job.model}: {_one_line(exc)}"
         log.warning(msg)
         for plan in job.tasks:
-            t = TaskOutcome(task=plan.task, benchmark=plan.benchmark, task_version=plan.version,
-                            label_rule=plan.label_rule, status="failed", error_type=kind, error=msg,
-                            started_at=utc_now())
+            t = TaskOutcome(
+                task=plan.task,
+                benchmark=plan.benchmark,
+                task_version=plan.version,
+                label_rule=plan.label_rule,
+                status="failed",
+                error_type=kind,
+                error=msg,
+                started_at=utc_now(),
+            )
             outcome.tasks.append(t)
             if on_task:
                 on_task(outcome, t)
@@ -320,8 +378,9 @@ def run_evaluation(job: EvalJob, staging: Path, *, on_task: Callable[[EvalOutcom
             t = _run_task(lm, job, plan, tm, staging)
             outcome.lm_eval_calls += 1
             outcome.tasks.append(t)
-            log.info("model %s task %s: %s, %d samples, %.1f s", job.model, plan.task, t.status, t.n_samples,
-                     t.seconds)
+            log.info(
+                "model %s task %s: %s, %d samples, %.1f s", job.model, plan.task, t.status, t.n_samples, t.seconds
+            )
             if on_task:
                 on_task(outcome, t)
     finally:

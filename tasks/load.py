@@ -14,9 +14,9 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import polars as pl
@@ -34,10 +34,19 @@ AGGREGATE_TOLERANCE = 1e-6
 # Columns of Batch.rows. `model` may be omitted when Meta.model names the one model of the batch;
 # `split` may be null (then derived from question_id); `value` is the raw per-sample metric.
 ROW_SCHEMA = {
-    "model": pl.String, "question_id": pl.String, "benchmark": pl.String, "task": pl.String,
-    "doc_id": pl.Int64, "doc_hash": pl.String, "prompt": pl.String, "target": pl.String,
-    "n_choices": pl.Int64, "output_type": pl.String, "split": pl.String,
-    "label": pl.Int8, "value": pl.Float64,
+    "model": pl.String,
+    "question_id": pl.String,
+    "benchmark": pl.String,
+    "task": pl.String,
+    "doc_id": pl.Int64,
+    "doc_hash": pl.String,
+    "prompt": pl.String,
+    "target": pl.String,
+    "n_choices": pl.Int64,
+    "output_type": pl.String,
+    "split": pl.String,
+    "label": pl.Int8,
+    "value": pl.Float64,
 }
 REQUIRED = ("question_id", "benchmark", "task", "prompt", "label")
 
@@ -46,17 +55,17 @@ REQUIRED = ("question_id", "benchmark", "task", "prompt", "label")
 class Meta:
     """Provenance of one batch; stored in the `loads` table."""
 
-    kind: str                              # lm-eval-import | evaluate | embedllm-csv
-    content_hash: str                      # identifies the content: same hash => already loaded => no-op
+    kind: str  # lm-eval-import | evaluate | embedllm-csv
+    content_hash: str  # identifies the content: same hash => already loaded => no-op
     source: str | None = None
-    model: str | None = None               # model name when the batch is for one model
+    model: str | None = None  # model name when the batch is for one model
     task: str | None = None
     task_version: str | None = None
     task_config_hash: str | None = None
     lm_eval_version: str | None = None
     model_revision: str | None = None
     label_rule: str | None = None
-    aggregate_value: float | None = None   # lm-eval's aggregate; checked against the mean of rows.value
+    aggregate_value: float | None = None  # lm-eval's aggregate; checked against the mean of rows.value
     details: dict = field(default_factory=dict)
 
 
@@ -77,16 +86,26 @@ class Batch:
 class LoadReport:
     """What one load_batches call did."""
 
-    loaded: list[str] = field(default_factory=list)      # load ids committed
-    skipped: list[str] = field(default_factory=list)     # descriptions of batches already present
+    loaded: list[str] = field(default_factory=list)  # load ids committed
+    skipped: list[str] = field(default_factory=list)  # descriptions of batches already present
     n_labels: int = 0
     n_new_questions: int = 0
     n_new_models: int = 0
     seconds: float = 0.0
 
 
-QUESTION_COLUMNS = ("question_id", "benchmark", "task", "doc_id", "doc_hash", "prompt", "target", "n_choices",
-                    "output_type", "split")
+QUESTION_COLUMNS = (
+    "question_id",
+    "benchmark",
+    "task",
+    "doc_id",
+    "doc_hash",
+    "prompt",
+    "target",
+    "n_choices",
+    "output_type",
+    "split",
+)
 LABEL_COLUMNS = ("model", "question_id", "label", "value")
 
 
@@ -117,7 +136,9 @@ def normalise_questions(batch: Batch) -> pl.DataFrame:
     missing = [c for c in ("question_id", "benchmark", "task", "prompt") if c not in q.columns]
     if missing:
         raise InputError(f"{batch.meta.source or 'batch'}: questions miss column(s) {', '.join(missing)}")
-    q = q.with_columns([pl.lit(None, dtype=ROW_SCHEMA[c]).alias(c) for c in QUESTION_COLUMNS if c not in q.columns])
+    q = q.with_columns(
+        [pl.lit(None, dtype=ROW_SCHEMA[c]).alias(c) for c in QUESTION_COLUMNS if c not in q.columns]
+    )
     q = q.select([pl.col(c).cast(ROW_SCHEMA[c]) for c in QUESTION_COLUMNS])
     return q.with_columns(pl.coalesce(pl.col("split"), split_expr()).alias("split"))
 
@@ -131,7 +152,9 @@ def normalise(batch: Batch) -> pl.DataFrame:
     if missing:
         raise InputError(f"{batch.meta.source or 'batch'}: missing column(s) {', '.join(missing)}")
     rows = _with_model(batch, rows)
-    rows = rows.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in ROW_SCHEMA.items() if c not in rows.columns])
+    rows = rows.with_columns(
+        [pl.lit(None, dtype=t).alias(c) for c, t in ROW_SCHEMA.items() if c not in rows.columns]
+    )
     rows = rows.select([pl.col(c).cast(t) for c, t in ROW_SCHEMA.items()])
     return rows.with_columns(pl.coalesce(pl.col("split"), split_expr()).alias("split"))
 
@@ -146,20 +169,26 @@ def check_aggregate(batch: Batch, rows: pl.DataFrame) -> float | None:
     if not math.isclose(mean, agg, abs_tol=AGGREGATE_TOLERANCE):
         raise AggregateMismatch(
             f"task {batch.meta.task}: mean per-sample {batch.meta.label_rule or col} is {mean:.6f} but lm-eval's "
-            f"aggregate is {agg:.6f} ({batch.meta.source}); check the label rule for this task or re-run lm-eval")
+            f"aggregate is {agg:.6f} ({batch.meta.source}); check the label rule for this task or re-run lm-eval"
+        )
     return mean
 
 
 def _already_loaded(con: duckdb.DuckDBPyConnection, meta: Meta) -> bool:
     """Return whether a batch with the same kind, model, task and content hash was committed before."""
-    return con.execute(
-        "SELECT count(*) FROM loads l LEFT JOIN models m USING (model_id) WHERE l.kind = ? AND l.content_hash = ? "
-        "AND l.task IS NOT DISTINCT FROM ? AND m.name IS NOT DISTINCT FROM ?",
-        [meta.kind, meta.content_hash, meta.task, meta.model]).fetchall()[0][0] > 0
+    return (
+        con.execute(
+            "SELECT count(*) FROM loads l LEFT JOIN models m USING (model_id) WHERE l.kind = ? AND l.content_hash = ? "
+            "AND l.task IS NOT DISTINCT FROM ? AND m.name IS NOT DISTINCT FROM ?",
+            [meta.kind, meta.content_hash, meta.task, meta.model],
+        ).fetchall()[0][0]
+        > 0
+    )
 
 
-def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame, sample_mean: float | None,
-                report: LoadReport) -> None:
+def _commit_one(
+    con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame, sample_mean: float | None, report: LoadReport
+) -> None:
     """Insert one checked batch's models, questions, labels and load row (inside the caller's transaction)."""
     t0 = time.perf_counter()
     started = utc_now()
@@ -169,7 +198,9 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
     try:
         new_models = con.execute(
             "INSERT INTO models (name, source) SELECT DISTINCT model, ? FROM _batch "
-            "WHERE model NOT IN (SELECT name FROM models) RETURNING model_id", [source]).fetchall()
+            "WHERE model NOT IN (SELECT name FROM models) RETURNING model_id",
+            [source],
+        ).fetchall()
         q_source = batch.meta.kind if batch.meta.kind != "evaluate" else "lm-eval"
         if batch.questions is not None:
             new_q = _insert_questions(con, normalise_questions(batch), q_source)
@@ -180,11 +211,13 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
                 "SELECT question_id, any_value(benchmark), any_value(task), any_value(doc_id), any_value(doc_hash), "
                 "any_value(prompt), any_value(target), any_value(n_choices), any_value(output_type), "
                 "any_value(split), ? FROM _batch GROUP BY question_id RETURNING question_id",
-                [q_source]).fetchall()
+                [q_source],
+            ).fetchall()
         con.execute(
             "INSERT OR REPLACE INTO correctness (model_id, question_id, label, value, load_id) "
             "SELECT m.model_id, b.question_id, b.label, b.value, ? FROM _batch b JOIN models m ON m.name = b.model",
-            [load_id])
+            [load_id],
+        )
     finally:
         con.unregister("_batch")
     model_id = None
@@ -195,9 +228,28 @@ def _commit_one(con: duckdb.DuckDBPyConnection, batch: Batch, rows: pl.DataFrame
         "INSERT INTO loads (load_id, kind, source, content_hash, model_id, task, task_version, task_config_hash, "
         "lm_eval_version, model_revision, label_rule, aggregate_value, sample_mean, n_labels, n_new_questions, "
         "code_version, details, started_at, seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [load_id, m.kind, m.source, m.content_hash, model_id, m.task, m.task_version, m.task_config_hash,
-         m.lm_eval_version, m.model_revision, m.label_rule, m.aggregate_value, sample_mean, rows.height,
-         len(new_q), code_version(), dumps(m.details), started, time.perf_counter() - t0])
+        [
+            load_id,
+            m.kind,
+            m.source,
+            m.content_hash,
+            model_id,
+            m.task,
+            m.task_version,
+            m.task_config_hash,
+            m.lm_eval_version,
+            m.model_revision,
+            m.label_rule,
+            m.aggregate_value,
+            sample_mean,
+            rows.height,
+            len(new_q),
+            code_version(),
+            dumps(m.details),
+            started,
+            time.perf_counter() - t0,
+        ],
+    )
     report.loaded.append(load_id)
     report.n_labels += rows.height
     report.n_new_questions += len(new_q)
@@ -211,7 +263,9 @@ def _insert_questions(con: duckdb.DuckDBPyConnection, questions: pl.DataFrame, s
         n = con.execute(
             "INSERT OR IGNORE INTO questions (question_id, benchmark, task, doc_id, doc_hash, prompt, target, "
             "n_choices, output_type, split, source) SELECT question_id, benchmark, task, doc_id, doc_hash, prompt, "
-            "target, n_choices, output_type, split, ? FROM _batch_questions", [source]).fetchall()[0][0]
+            "target, n_choices, output_type, split, ? FROM _batch_questions",
+            [source],
+        ).fetchall()[0][0]
     finally:
         con.unregister("_batch_questions")
     return [None] * int(n)
@@ -224,14 +278,20 @@ def check_batches(batches: list[Batch]) -> list[tuple[Batch, pl.DataFrame, float
         rows = normalise(batch)
         bad = rows.filter(pl.col("label").is_null() | ~pl.col("label").is_in([0, 1]))
         if bad.height:
-            raise InputError(f"{batch.meta.source}: label must be 0 or 1, got {bad['label'][0]!r} for question "
-                             f"{bad['question_id'][0]} ({bad.height} such rows)")
+            raise InputError(
+                f"{batch.meta.source}: label must be 0 or 1, got {bad['label'][0]!r} for question "
+                f"{bad['question_id'][0]} ({bad.height} such rows)"
+            )
         checked.append((batch, rows, check_aggregate(batch, rows)))
     return checked
 
 
-def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch], *,
-                 then: Callable[[duckdb.DuckDBPyConnection, LoadReport], None] | None = None) -> LoadReport:
+def load_batches(
+    con: duckdb.DuckDBPyConnection,
+    batches: list[Batch],
+    *,
+    then: Callable[[duckdb.DuckDBPyConnection, LoadReport], None] | None = None,
+) -> LoadReport:
     """Check and commit all batches in one transaction (all or nothing); skip those already loaded.
 
     THEN, if given, runs inside the same transaction after the batches (the evaluate stage writes its eval_runs
@@ -253,6 +313,7 @@ def load_batches(con: duckdb.DuckDBPyConnection, batches: list[Batch], *,
 
 
 # ------------------------------------------------------------------------------------------------- staging
+
 
 def write_staging(batch: Batch, directory: str | Path) -> Path:
     """Write a batch as one Parquet file (provenance in its metadata) atomically; return the path."""
@@ -294,11 +355,13 @@ class StagingLoad:
 def load_staging(db: str | Path, directory: str | Path, *, remove: bool = True, wait: float = 0.0) -> StagingLoad:
     """Load every staging file in DIRECTORY in one transaction (a short session); delete the files once committed."""
     files = sorted(Path(directory).glob("*.parquet")) if Path(directory).exists() else []
-    batches = [read_staging(f) for f in files]                      # read before the warehouse is opened
+    batches = [read_staging(f) for f in files]  # read before the warehouse is opened
     with stage.writing(db, "load", wait=wait) as report:
         with stage.session(db) as con:
             loaded = load_batches(con, batches)
-        report.note = f"{len(files)} staging file(s): {loaded.n_labels} labels, {len(loaded.skipped)} already loaded"
+        report.note = (
+            f"{len(files)} staging file(s): {loaded.n_labels} labels, {len(loaded.skipped)} already loaded"
+        )
     if remove:
         for f in files:
             f.unlink(missing_ok=True)

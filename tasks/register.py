@@ -9,9 +9,10 @@ labels and history stay). Entries registered ad hoc with `embedllm models add` a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import duckdb
 
@@ -66,17 +67,23 @@ class SyncReport:
 
 # ------------------------------------------------------------------------------------------------ reading
 
+
 def _rows(con: duckdb.DuckDBPyConnection) -> list[dict]:
     """Return every models row as a dict."""
     return warehouse.query(con, "registry_list_models").to_dicts()
 
 
-def list_models(db: str | Path, *, include_removed: bool = False, include_imported: bool = False) -> list[ModelEntry]:
+def list_models(
+    db: str | Path, *, include_removed: bool = False, include_imported: bool = False
+) -> list[ModelEntry]:
     """Return registered models (active ones unless include_removed; imported-only names if include_imported)."""
     with stage.session(db) as con:
         rows = _rows(con)
-    return [registry.entry_from_row(r) for r in rows
-            if (include_removed or r["active"]) and (include_imported or r["source"] == "registry")]
+    return [
+        registry.entry_from_row(r)
+        for r in rows
+        if (include_removed or r["active"]) and (include_imported or r["source"] == "registry")
+    ]
 
 
 def get_model(db: str | Path, name: str) -> ModelEntry:
@@ -93,26 +100,51 @@ def history(db: str | Path, name: str | None = None) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------ writing
 
+
 def changed_fields(have: ModelEntry, want: ModelEntry) -> tuple[str, ...]:
     """Return the settings that differ between a stored entry and the wanted one."""
     a, b = have.settings(), want.settings()
     return tuple(f for f in registry.ENTRY_FIELDS if a[f] != b[f])
 
 
-def _history(con: duckdb.DuckDBPyConnection, model_id: int, entry: ModelEntry, change: Change,
-             registry_file: str | None) -> None:
+def _history(
+    con: duckdb.DuckDBPyConnection, model_id: int, entry: ModelEntry, change: Change, registry_file: str | None
+) -> None:
     """Insert one models_history row."""
-    warehouse.execute(con, "registry_history_insert", [
-        model_id, entry.name, change.change, list(change.fields), change.previous_revision, change.revision,
-        dumps(entry.settings()), registry_file])
+    warehouse.execute(
+        con,
+        "registry_history_insert",
+        [
+            model_id,
+            entry.name,
+            change.change,
+            list(change.fields),
+            change.previous_revision,
+            change.revision,
+            dumps(entry.settings()),
+            registry_file,
+        ],
+    )
 
 
-def _write(con: duckdb.DuckDBPyConnection, want: ModelEntry, have: dict | None, registry_file: str | None) -> Change:
+def _write(
+    con: duckdb.DuckDBPyConnection, want: ModelEntry, have: dict | None, registry_file: str | None
+) -> Change:
     """Insert or update one entry (keeping model_id) and record the change; return it (inside a transaction)."""
     old = registry.entry_from_row(have) if have is not None else None
-    params = [want.revision, want.backend, dumps(want.model_args), want.gguf_file, want.trust_remote_code,
-              want.cost_per_mtok, list(want.tags), dumps(want.eval_args), want.base_url, want.api_key_env,
-              registry_file]
+    params = [
+        want.revision,
+        want.backend,
+        dumps(want.model_args),
+        want.gguf_file,
+        want.trust_remote_code,
+        want.cost_per_mtok,
+        list(want.tags),
+        dumps(want.eval_args),
+        want.base_url,
+        want.api_key_env,
+        registry_file,
+    ]
     if old is None:
         model_id = con.execute(warehouse.sql_text("registry_insert_model"), [want.name] + params).fetchall()[0][0]
         change = Change(want.name, "added", revision=want.revision)
@@ -128,15 +160,36 @@ def _write(con: duckdb.DuckDBPyConnection, want: ModelEntry, have: dict | None, 
     return change
 
 
-def add_model(db: str | Path, name: str, revision: str | None = None, backend: str | None = None,
-              model_args: dict[str, Any] | str | None = None, gguf_file: str | None = None,
-              trust_remote_code: bool = False, cost_per_mtok: float | None = None, tags: Iterable[str] = (),
-              eval_args: dict[str, Any] | None = None, base_url: str | None = None, api_key_env: str | None = None,
-              *, wait: float = 0.0) -> ModelEntry:
+def add_model(
+    db: str | Path,
+    name: str,
+    revision: str | None = None,
+    backend: str | None = None,
+    model_args: dict[str, Any] | str | None = None,
+    gguf_file: str | None = None,
+    trust_remote_code: bool = False,
+    cost_per_mtok: float | None = None,
+    tags: Iterable[str] = (),
+    eval_args: dict[str, Any] | None = None,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    *,
+    wait: float = 0.0,
+) -> ModelEntry:
     """Return the registered entry after validating and upserting it (re-adding a removed model re-activates it)."""
-    want = registry.make_entry(name, revision=revision, backend=backend, model_args=model_args, gguf_file=gguf_file,
-                               trust_remote_code=trust_remote_code, cost_per_mtok=cost_per_mtok, tags=tags,
-                               eval_args=eval_args, base_url=base_url, api_key_env=api_key_env)
+    want = registry.make_entry(
+        name,
+        revision=revision,
+        backend=backend,
+        model_args=model_args,
+        gguf_file=gguf_file,
+        trust_remote_code=trust_remote_code,
+        cost_per_mtok=cost_per_mtok,
+        tags=tags,
+        eval_args=eval_args,
+        base_url=base_url,
+        api_key_env=api_key_env,
+    )
     with stage.writing(db, "register", wait=wait) as report:
         with stage.session(db) as con, warehouse.transaction(con):
             have = {r["name"]: r for r in _rows(con)}.get(want.name)
@@ -152,17 +205,19 @@ def remove_model(db: str | Path, name: str, *, wait: float = 0.0) -> ModelEntry:
             entry = registry.entry_from_row(registry.find_row(_rows(con), name))
             if entry.active:
                 warehouse.execute(con, "registry_remove_model", [entry.name])
-                _history(con, entry.model_id, entry, Change(entry.name, "deactivated", revision=entry.revision),
-                         None)
+                _history(
+                    con, entry.model_id, entry, Change(entry.name, "deactivated", revision=entry.revision), None
+                )
         report.note = f"deactivated {entry.name}"
     return get_model(db, entry.name)
 
 
 # ------------------------------------------------------------------------------------------------ sync
 
+
 def sync_registry(db: str | Path, path: str | Path, *, wait: float = 0.0) -> SyncReport:
     """Return what syncing the registry file PATH into the warehouse changed; raise if no model is left active."""
-    wanted = [registry.validated(e) for e in registry.read_registry_file(path)]   # no connection open
+    wanted = [registry.validated(e) for e in registry.read_registry_file(path)]  # no connection open
     file = str(registry.registry_path(path))
     result = SyncReport(path=file)
     with stage.writing(db, "register", wait=wait) as report:
@@ -188,4 +243,6 @@ def sync_registry(db: str | Path, path: str | Path, *, wait: float = 0.0) -> Syn
 
 def register_demo_models(db: str | Path, *, wait: float = 0.0) -> list[str]:
     """Return the names of the demo models after syncing the packaged demo registry file (idempotent)."""
-    return [c.name for c in sync_registry(db, registry.DEMO_REGISTRY, wait=wait).changes if c.change != "deactivated"]
+    return [
+        c.name for c in sync_registry(db, registry.DEMO_REGISTRY, wait=wait).changes if c.change != "deactivated"
+    ]

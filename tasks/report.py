@@ -29,8 +29,9 @@ class NoTrainingRun(PipelineStopped):
     """The warehouse holds no (matching) training run to report on."""
 
 
-def resolve_run_id(con: duckdb.DuckDBPyConnection, run_id: str | None = None, where: str | Path = "this warehouse"
-                   ) -> str:
+def resolve_run_id(
+    con: duckdb.DuckDBPyConnection, run_id: str | None = None, where: str | Path = "this warehouse"
+) -> str:
     """Return RUN_ID if it exists, else the latest completed run's id; raise NoTrainingRun when there is none."""
     if not all(warehouse.table_exists(con, t) for t in TRAINING_TABLES):
         raise NoTrainingRun(f"no training run in {where}: run `embedllm train` first")
@@ -61,16 +62,24 @@ def load_run_data(con: duckdb.DuckDBPyConnection, run_id: str) -> RunData:
     run = {**row, "config": _json_dict(row["config"]), "metrics": _json_dict(row["metrics"])}
     models = warehouse.query(con, "report_models", [run_id])
     emb = np.array(models["embedding"].to_list(), dtype=np.float64) if models.height else np.zeros((0, 0))
-    families = [family_of(n, f, t) for n, f, t in
-                zip(models["name"].to_list(), models["family"].to_list(), models["tags"].to_list())]
+    families = [
+        family_of(n, f, t)
+        for n, f, t in zip(models["name"].to_list(), models["family"].to_list(), models["tags"].to_list())
+    ]
     models = models.select("model_id", "name", "cost_per_mtok").with_columns(
-        pl.Series("family", families, dtype=pl.String))
-    return RunData(run=run, models=models, embeddings=emb,
-                   leaderboard=warehouse.query(con, "report_leaderboard"),
-                   forecasts=warehouse.query(con, "report_benchmark_forecasts", [run_id]),
-                   probe=warehouse.query(con, "report_benchmark_probe", [run_id]) if warehouse.table_exists(
-                       con, "benchmark_probe") else pl.DataFrame(),
-                   test=warehouse.query(con, "report_test_forecasts", [run_id]))
+        pl.Series("family", families, dtype=pl.String)
+    )
+    return RunData(
+        run=run,
+        models=models,
+        embeddings=emb,
+        leaderboard=warehouse.query(con, "report_leaderboard"),
+        forecasts=warehouse.query(con, "report_benchmark_forecasts", [run_id]),
+        probe=warehouse.query(con, "report_benchmark_probe", [run_id])
+        if warehouse.table_exists(con, "benchmark_probe")
+        else pl.DataFrame(),
+        test=warehouse.query(con, "report_test_forecasts", [run_id]),
+    )
 
 
 def default_out_dir(db: str | Path, run_id: str) -> Path:

@@ -19,20 +19,35 @@ import torch
 
 import warehouse
 from embedllm.embedders import canonical_name
-from embedllm.routing import (Candidate, RouteBatch, RouteChoice, Router, check_cost_weight,  # noqa: F401
-                              check_questions, normalised_costs, route_embeddings)
+from embedllm.routing import (  # noqa: F401
+    Candidate,
+    RouteBatch,
+    RouteChoice,
+    Router,
+    check_cost_weight,
+    check_questions,
+    normalised_costs,
+    route_embeddings,
+)
 from embedllm.training import embedding_array, run_and_model
 from tasks import stage
 
 
-def read_router(con: duckdb.DuckDBPyConnection, run_id: str | None = None, where: str | Path = "the warehouse"
-                ) -> Router:
+def read_router(
+    con: duckdb.DuckDBPyConnection, run_id: str | None = None, where: str | Path = "the warehouse"
+) -> Router:
     """Return the Router of run_id (default: the latest completed run) read on an open connection."""
     row, model = run_and_model(warehouse.query(con, "train_run", {"run_id": run_id}), run_id, where)
     models = warehouse.query(con, "route_models", {"run_id": row["run_id"]})
-    return Router(run=row, model=model, vectors=torch.as_tensor(embedding_array(models["embedding"])),
-                  names=models["name"].to_list(), ids=models["model_id"].to_list(),
-                  costs=models["cost_per_mtok"].to_list(), active=models["active"].to_numpy().astype(bool))
+    return Router(
+        run=row,
+        model=model,
+        vectors=torch.as_tensor(embedding_array(models["embedding"])),
+        names=models["name"].to_list(),
+        ids=models["model_id"].to_list(),
+        costs=models["cost_per_mtok"].to_list(),
+        active=models["active"].to_numpy().astype(bool),
+    )
 
 
 def load_router(db: str | Path, run_id: str | None = None) -> Router:
@@ -41,9 +56,17 @@ def load_router(db: str | Path, run_id: str | None = None) -> Router:
         return read_router(con, run_id, db)
 
 
-def route(db: str | Path, texts: list[str], *, run_id: str | None = None, cost_weight: float = 0.0, top_k: int = 3,
-          embedder: str | None = None, q_emb: np.ndarray | None = None,
-          allowed_names: list[str] | None = None) -> list[RouteChoice]:
+def route(
+    db: str | Path,
+    texts: list[str],
+    *,
+    run_id: str | None = None,
+    cost_weight: float = 0.0,
+    top_k: int = 3,
+    embedder: str | None = None,
+    q_emb: np.ndarray | None = None,
+    allowed_names: list[str] | None = None,
+) -> list[RouteChoice]:
     """Return, per question text, the allowed active model with the highest utility and the next best (top_k in all).
 
     EMBEDDER, when given, must be the run's; Q_EMB skips the encoder (embeddings of TEXTS from the run's embedder).
@@ -52,7 +75,7 @@ def route(db: str | Path, texts: list[str], *, run_id: str | None = None, cost_w
     check_cost_weight(cost_weight)
     router = load_router(db, run_id)
     router.check_embedder(canonical_name(embedder) if embedder is not None else None)
-    router.allowed(allowed_names)                      # refuse unknown or inactive models before encoding
+    router.allowed(allowed_names)  # refuse unknown or inactive models before encoding
     if q_emb is None:
         q_emb = router.encode(texts)
     return router.route(q_emb, cost_weight, top_k, allowed_names, questions=list(texts))

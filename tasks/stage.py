@@ -11,21 +11,31 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import duckdb
 
 import warehouse
 from embedllm.locking import run_lock
 
-DUCKDB_WAIT_SECONDS = 5.0    # how long a session waits for the DuckDB file held by another process (a reader);
-                             # a stage called with wait=W waits up to W instead, when that is longer
+DUCKDB_WAIT_SECONDS = 5.0  # how long a session waits for the DuckDB file held by another process (a reader);
+# a stage called with wait=W waits up to W instead, when that is longer
 _file_wait: contextvars.ContextVar[float] = contextvars.ContextVar("duckdb_file_wait", default=DUCKDB_WAIT_SECONDS)
 # Tables whose row counts every stage report shows (those that exist in the warehouse at the time).
-COUNTED_TABLES = ("models", "questions", "correctness", "loads", "eval_runs", "validation_runs",
-                  "question_embeddings", "training_runs", "correctness_forecasts", "benchmark_forecasts")
+COUNTED_TABLES = (
+    "models",
+    "questions",
+    "correctness",
+    "loads",
+    "eval_runs",
+    "validation_runs",
+    "question_embeddings",
+    "training_runs",
+    "correctness_forecasts",
+    "benchmark_forecasts",
+)
 
 
 @dataclass
@@ -60,7 +70,9 @@ def added_rows(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {t: after[t] - before.get(t, 0) for t in after if after[t] != before.get(t, 0)}
 
 
-def session(db: str | Path, *, read_only: bool = False) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+def session(
+    db: str | Path, *, read_only: bool = False
+) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
     """Return a short warehouse session that waits for a briefly held file (the stages' only way in)."""
     return warehouse.session(db, read_only=read_only, wait=_file_wait.get())
 

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
+from test_import_embedllm_csv import write_dataset  # tests/ is on sys.path (rootdir conftest)
 
 from embedllm.cli import main
-from test_import_embedllm_csv import write_dataset  # tests/ is on sys.path (rootdir conftest)
 
 JSONL = Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"
 RULE_ARGS = ["-l", "fx_mc=acc", "-l", "fx_gen=exact_match,flexible-extract", "-l", "fx_cont=p_correct>0.5"]
@@ -38,8 +38,18 @@ def filled(warehouse_path, tmp_path, monkeypatch, capsys):
 
 
 def test_import_commands_print_what_was_loaded_and_skip_repeats(warehouse_path, tmp_path, monkeypatch, capsys):
-    code, out, _ = run(monkeypatch, capsys, "import", "lm-eval", str(JSONL), "--model", "tiny-lm", *RULE_ARGS,
-                       "--warehouse", str(warehouse_path))
+    code, out, _ = run(
+        monkeypatch,
+        capsys,
+        "import",
+        "lm-eval",
+        str(JSONL),
+        "--model",
+        "tiny-lm",
+        *RULE_ARGS,
+        "--warehouse",
+        str(warehouse_path),
+    )
     assert code == 0 and "lm-eval 0.4.13" in out
     assert "loaded 32 labels, 32 new questions, 1 new model(s); 0 task(s) skipped" in out
     assert "fx_gen" in out and "exact_match,flexible-extract" in out
@@ -48,7 +58,9 @@ def test_import_commands_print_what_was_loaded_and_skip_repeats(warehouse_path, 
     csv_dir = str(write_dataset(tmp_path / "csv"))
     code, out, _ = run(monkeypatch, capsys, "import", "embedllm-csv", csv_dir)
     assert code == 0 and "13 rows, 2 models x 4 questions (test 1, train 2, val 1)" in out
-    assert "duplicates: 4 (model, question) pairs had more than one row (5 extra rows); 2 of them conflicted" in out
+    assert (
+        "duplicates: 4 (model, question) pairs had more than one row (5 extra rows); 2 of them conflicted" in out
+    )
     code, out, _ = run(monkeypatch, capsys, "import", "embedllm-csv", csv_dir)
     assert code == 0 and "already loaded" in out and "nothing changed" in out
 
@@ -63,8 +75,10 @@ def test_sql_prints_table_csv_and_json(filled, monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, "sql", q, "--format", "csv")
     assert out.splitlines() == ["model,benchmark,accuracy", "m/a,geo,1.0", "m/a,math,0.5"]
     code, out, _ = run(monkeypatch, capsys, "sql", q, "-f", "json")
-    assert json.loads(out) == [{"model": "m/a", "benchmark": "geo", "accuracy": 1.0},
-                               {"model": "m/a", "benchmark": "math", "accuracy": 0.5}]
+    assert json.loads(out) == [
+        {"model": "m/a", "benchmark": "geo", "accuracy": 1.0},
+        {"model": "m/a", "benchmark": "math", "accuracy": 0.5},
+    ]
 
 
 def test_sql_connection_is_read_only_and_errors_are_one_line(filled, monkeypatch, capsys):
@@ -73,7 +87,7 @@ def test_sql_connection_is_read_only_and_errors_are_one_line(filled, monkeypatch
     code, _, err = run(monkeypatch, capsys, "sql", "SELECT nope FROM models")
     assert code == 1 and err.startswith("error: sql: Binder Error") and err.count("\n") == 1
     code, out, _ = run(monkeypatch, capsys, "sql", "SELECT count(*) AS n FROM correctness")
-    assert out.splitlines()[2].strip() == "40"   # 32 lm-eval labels + 8 CSV pairs: nothing was deleted
+    assert out.splitlines()[2].strip() == "40"  # 32 lm-eval labels + 8 CSV pairs: nothing was deleted
 
 
 def test_status_shows_models_questions_labels_and_loads(filled, monkeypatch, capsys):
@@ -83,8 +97,15 @@ def test_status_shows_models_questions_labels_and_loads(filled, monkeypatch, cap
         assert section in out
     code, out, _ = run(monkeypatch, capsys, "status", "--format", "json")
     data = json.loads(out)
-    assert data["correctness labels"] == [{"labels": 40, "models": 3, "questions": 36, "mean_label": 0.425,
-                                           "filled": pytest.approx(40 / 108, abs=1e-4)}]
+    assert data["correctness labels"] == [
+        {
+            "labels": 40,
+            "models": 3,
+            "questions": 36,
+            "mean_label": 0.425,
+            "filled": pytest.approx(40 / 108, abs=1e-4),
+        }
+    ]
     by_bench = {r["benchmark"]: r for r in data["questions by benchmark and split"]}
     assert (by_bench["geo"]["train"], by_bench["geo"]["test"], by_bench["geo"]["labels"]) == (1, 1, 4)
     assert {r["kind"] for r in data["last loads"]} == {"lm-eval-import", "embedllm-csv"}
@@ -102,13 +123,22 @@ def test_bad_input_gives_one_line_errors_and_exit_one(warehouse_path, tmp_path, 
     assert code == 1 and "no warehouse at" in err
 
 
-def test_locked_warehouse_is_a_one_line_error_and_nothing_is_written(warehouse_path, tmp_path, monkeypatch, capsys):
+def test_locked_warehouse_is_a_one_line_error_and_nothing_is_written(
+    warehouse_path, tmp_path, monkeypatch, capsys
+):
     import warehouse
 
     warehouse.connect(warehouse_path).close()
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('held', flush=True); time.sleep(60)", str(warehouse_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(warehouse_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         code, _, err = run(monkeypatch, capsys, "import", "embedllm-csv", str(write_dataset(tmp_path / "csv")))

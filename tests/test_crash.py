@@ -29,16 +29,38 @@ from embedllm.synthetic import make_matrix, write_embedllm_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "lm_eval" / "jsonl"
-TABLES = ("models", "questions", "correctness", "loads", "question_embeddings", "validation_runs", "training_runs",
-          "model_embeddings", "correctness_forecasts", "benchmark_forecasts", "benchmark_probe")
+TABLES = (
+    "models",
+    "questions",
+    "correctness",
+    "loads",
+    "question_embeddings",
+    "validation_runs",
+    "training_runs",
+    "model_embeddings",
+    "correctness_forecasts",
+    "benchmark_forecasts",
+    "benchmark_probe",
+)
 
 
 def stage_commands(data: Path) -> dict[str, list[str]]:
     """Return the writing commands in pipeline order (each runs on the state the previous ones left)."""
     return {
         "import": ["import", "embedllm-csv", str(data)],
-        "load": ["import", "lm-eval", str(FIXTURES), "--model", "tiny-lm", "-l", "fx_mc=acc",
-                 "-l", "fx_gen=exact_match,flexible-extract", "-l", "fx_cont=p_correct>0.5"],
+        "load": [
+            "import",
+            "lm-eval",
+            str(FIXTURES),
+            "--model",
+            "tiny-lm",
+            "-l",
+            "fx_mc=acc",
+            "-l",
+            "fx_gen=exact_match,flexible-extract",
+            "-l",
+            "fx_cont=p_correct>0.5",
+        ],
         "validate": ["validate", "--config", str(data / "validation.yaml")],
         "embed": ["embed", "--model", "all-MiniLM-L6-v2"],
         "train": ["train", "--preset", "default"],
@@ -48,8 +70,14 @@ def stage_commands(data: Path) -> dict[str, list[str]]:
 def cli(db: Path, args: list[str]) -> subprocess.Popen:
     """Start `embedllm ARGS --warehouse DB` in a child process of its own group."""
     env = {**os.environ, "EMBEDLLM_WAREHOUSE": str(db), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-c", "from embedllm.cli import main; main()", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from embedllm.cli import main; main()", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def finish(db: Path, args: list[str]) -> float:
@@ -70,13 +98,15 @@ def counts(db: Path) -> dict[str, int]:
         con.close()
 
 
-def check_invariants(db: Path, before: dict[str, int], after: dict[str, int], stage: str,
-                     finished: bool = False) -> None:
+def check_invariants(
+    db: Path, before: dict[str, int], after: dict[str, int], stage: str, finished: bool = False
+) -> None:
     """Assert the invariants of a warehouse right after a killed stage."""
     now = counts(db)
     for table in TABLES:
         assert now[table] in (before[table], after[table]), (
-            f"{stage}: {table} has {now[table]} rows, neither {before[table]} (before) nor {after[table]} (after)")
+            f"{stage}: {table} has {now[table]} rows, neither {before[table]} (before) nor {after[table]} (after)"
+        )
     con = warehouse.connect(db, read_only=True)
     try:
         one = lambda q: con.execute(q).fetchall()[0][0]
@@ -88,12 +118,23 @@ def check_invariants(db: Path, before: dict[str, int], after: dict[str, int], st
             n_models = one(f"SELECT count(*) FROM model_embeddings WHERE run_id = '{run_id}'")
             n_questions = one("SELECT count(*) FROM questions")
             assert n_models > 0 and Path(checkpoint).exists()
-            assert one(f"SELECT count(*) FROM correctness_forecasts WHERE run_id = '{run_id}'") == n_models * n_questions
+            assert (
+                one(f"SELECT count(*) FROM correctness_forecasts WHERE run_id = '{run_id}'")
+                == n_models * n_questions
+            )
             assert one(f"SELECT count(*) FROM benchmark_forecasts WHERE run_id = '{run_id}'") > 0
             assert one(f"SELECT count(*) FROM benchmark_probe WHERE run_id = '{run_id}'") > 0
-        recorded = {status: {Path(p).name for (p,) in con.execute(
-            "SELECT checkpoint_path FROM training_runs WHERE status " + ("=" if status else "<>") + " 'completed'"
-        ).fetchall()} for status in (True, False)}
+        recorded = {
+            status: {
+                Path(p).name
+                for (p,) in con.execute(
+                    "SELECT checkpoint_path FROM training_runs WHERE status "
+                    + ("=" if status else "<>")
+                    + " 'completed'"
+                ).fetchall()
+            }
+            for status in (True, False)
+        }
     finally:
         con.close()
     folder = db.parent / f"{db.stem}_checkpoints"
@@ -109,7 +150,9 @@ def reference(tmp_path_factory):
     root = tmp_path_factory.mktemp("crash")
     data = root / "data"
     write_embedllm_csv(make_matrix(n_models=12, n_questions=1500, emb_dim=16, seed=3), data)
-    (data / "validation.yaml").write_text("coverage:\n  max_missing_per_model: 1000000\nconstant_labels:\n  min_questions: 1000000\n")
+    (data / "validation.yaml").write_text(
+        "coverage:\n  max_missing_per_model: 1000000\nconstant_labels:\n  min_questions: 1000000\n"
+    )
     db = root / "ref.duckdb"
     snapshots, before, after, seconds = {}, {}, {}, {}
     warehouse.connect(db).close()

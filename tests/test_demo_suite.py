@@ -75,7 +75,9 @@ def test_counts_per_task_and_in_total(shipped_suite):
 def test_ids_are_unique_across_the_suite(shipped_suite):
     ids = [row["id"] for rows in shipped_suite.values() for row in rows]
     assert len(ids) == len(set(ids))
-    assert all(row["id"].startswith(gen.TASKS[task][1] + "-") for task, rows in shipped_suite.items() for row in rows)
+    assert all(
+        row["id"].startswith(gen.TASKS[task][1] + "-") for task, rows in shipped_suite.items() for row in rows
+    )
 
 
 def test_multiple_choice_keys_are_spread_over_positions(shipped_suite):
@@ -145,8 +147,9 @@ def test_orderings_sequences_weekdays_solved():
 # ------------------------------------------------------------------------------------------ lm-eval task loading
 
 
-def test_every_task_loads_through_task_manager_from_another_directory(demo_dir, shipped_suite, tmp_path,
-                                                                       monkeypatch):
+def test_every_task_loads_through_task_manager_from_another_directory(
+    demo_dir, shipped_suite, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # relative data_files must not depend on the working directory
     tasks = _load_tasks(demo_dir, DEMO_TASKS)
     assert set(tasks) == set(DEMO_TASKS)
@@ -236,7 +239,13 @@ def test_demo_suite_config_names_tasks_benchmarks_and_rules(demo_dir):
     entries = {e["task"]: e for e in suite["tasks"]}
     assert list(entries) == DEMO_TASKS
     assert [e["benchmark"] for e in entries.values()] == [
-        "arithmetic", "knowledge", "science", "reading", "logic", "gen_math"]
+        "arithmetic",
+        "knowledge",
+        "science",
+        "reading",
+        "logic",
+        "gen_math",
+    ]
     for name, entry in entries.items():
         rule = LabelRule.parse(entry["label_rule"])
         if name == "demo_gen_math":

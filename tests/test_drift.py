@@ -24,7 +24,7 @@ def test_unchanged_answers_are_not_drift_and_a_swapped_model_is():
     one_flip = stored.copy()
     one_flip[0] = 1 - one_flip[0]
     assert not disagreement_test(stored, one_flip).drifted
-    swapped = np.array([1, 1, 0, 0] * 8)       # half the answers differ
+    swapped = np.array([1, 1, 0, 0] * 8)  # half the answers differ
     result = disagreement_test(stored, swapped)
     assert result.disagreements == 16 and result.drifted
     assert "16 of 32 sentinel answers changed" in result.line()
@@ -37,7 +37,8 @@ def test_drift_threshold_at_32_sentinels_is_six_disagreements():
     assert not disagreement_test(stored, five).drifted
     assert disagreement_test(stored, six).drifted
     assert disagreement_test(stored, six).p_value == pytest.approx(
-        sum(math.comb(32, i) * 0.05**i * 0.95 ** (32 - i) for i in range(6, 33)))
+        sum(math.comb(32, i) * 0.05**i * 0.95 ** (32 - i) for i in range(6, 33))
+    )
 
 
 def test_sentinels_are_stable_and_spread_over_benchmarks():

@@ -14,15 +14,15 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from cli_run import run_cli
 
 import warehouse
 from embedllm import registry, settings
-from tasks import register as reg
 from embedllm.errors import ConfigError
 from embedllm.suites import SUITES_DIR
 from embedllm.tiny_lm import build_tiny_lm
 from tasks import evaluate as ev
-from cli_run import run_cli
+from tasks import register as reg
 
 DEMO_SUITE = SUITES_DIR.parent.parent / "demo_suite"
 LIMIT = 4
@@ -39,9 +39,11 @@ def tiny_lm_dir(tmp_path_factory) -> Path:
 def two_task_suite(tmp_path_factory) -> Path:
     """A suite YAML with one multiple-choice and one generative demo task."""
     path = tmp_path_factory.mktemp("suites") / "two.yaml"
-    path.write_text(f"name: two\ninclude_path: {DEMO_SUITE}\nnum_fewshot: 0\ntasks:\n"
-                    "  - {task: demo_arithmetic, benchmark: arithmetic, label_rule: acc}\n"
-                    "  - {task: demo_gen_math, benchmark: gen_math, label_rule: 'exact_match,flexible-extract'}\n")
+    path.write_text(
+        f"name: two\ninclude_path: {DEMO_SUITE}\nnum_fewshot: 0\ntasks:\n"
+        "  - {task: demo_arithmetic, benchmark: arithmetic, label_rule: acc}\n"
+        "  - {task: demo_gen_math, benchmark: gen_math, label_rule: 'exact_match,flexible-extract'}\n"
+    )
     return path
 
 
@@ -94,28 +96,36 @@ def rows(con, sql: str, params=None) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- the stage
 
+
 def test_labels_reproduce_lm_eval_aggregate_per_task(evaluated_con):
-    per_task = rows(evaluated_con, """
+    per_task = rows(
+        evaluated_con,
+        """
         SELECT q.task, q.benchmark, count(*) AS n, avg(c.label) AS mean_label, l.aggregate_value, l.sample_mean,
                l.kind, min(q.doc_id) AS first_doc, max(q.doc_id) AS last_doc
         FROM correctness c JOIN questions q USING (question_id) JOIN loads l USING (load_id)
-        GROUP BY ALL ORDER BY q.task""")
+        GROUP BY ALL ORDER BY q.task""",
+    )
     assert [r["task"] for r in per_task] == list(TASKS)
     assert [r["benchmark"] for r in per_task] == ["arithmetic", "gen_math"]
     for r in per_task:
         assert r["n"] == LIMIT and (r["first_doc"], r["last_doc"]) == (0, LIMIT - 1)
         assert r["kind"] == "evaluate"
-        assert r["mean_label"] == pytest.approx(r["aggregate_value"], abs=1e-9)   # lm-eval's own aggregate
+        assert r["mean_label"] == pytest.approx(r["aggregate_value"], abs=1e-9)  # lm-eval's own aggregate
         assert r["sample_mean"] == pytest.approx(r["aggregate_value"], abs=1e-9)
 
 
 def test_eval_runs_record_success_with_provenance(evaluated_con):
     runs = rows(evaluated_con, "SELECT * FROM eval_runs ORDER BY task")
     assert [(r["task"], r["status"], r["n_samples"], r["eval_limit"]) for r in runs] == [
-        ("demo_arithmetic", "success", LIMIT, LIMIT), ("demo_gen_math", "success", LIMIT, LIMIT)]
+        ("demo_arithmetic", "success", LIMIT, LIMIT),
+        ("demo_gen_math", "success", LIMIT, LIMIT),
+    ]
     assert all(r["task_version"] == "1.0" and r["lm_eval_version"] and len(r["load_ids"]) == 1 for r in runs)
     assert runs[1]["label_rule"] == "exact_match,flexible-extract"
-    assert not list((Path(evaluated_con.execute("PRAGMA database_list").fetchall()[0][2]).parent).glob("**/*.parquet"))
+    assert not list(
+        (Path(evaluated_con.execute("PRAGMA database_list").fetchall()[0][2]).parent).glob("**/*.parquet")
+    )
 
 
 def test_rerun_with_nothing_new_makes_no_lm_eval_call(evaluated_db, two_task_suite, monkeypatch):
@@ -139,13 +149,18 @@ def test_cache_key_follows_model_tasks_versions_and_limit(evaluated_db, two_task
     job = ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT + 1)[0]
     same = ev.plan_evaluations(evaluated_db, str(two_task_suite), limit=LIMIT + 1)[0]
     assert job.cache_key == same.cache_key
-    bumped = ev.EvalJob(**{**ev.asdict_shallow(job), "tasks": tuple(
-        ev.TaskPlan(**{**ev.asdict_shallow(t), "version": "2.0"}) for t in job.tasks)})
+    bumped = ev.EvalJob(
+        **{
+            **ev.asdict_shallow(job),
+            "tasks": tuple(ev.TaskPlan(**{**ev.asdict_shallow(t), "version": "2.0"}) for t in job.tasks),
+        }
+    )
     assert bumped.cache_key != job.cache_key
     assert ev.EvalJob(**{**ev.asdict_shallow(job), "limit": 9}).cache_key != job.cache_key
 
 
 # --------------------------------------------------------------------------------------- failure isolation
+
 
 def test_broken_model_and_broken_task_do_not_stop_the_others(con, warehouse_path, tiny_lm_dir, tmp_path):
     broken = tmp_path / "broken-lm"
@@ -156,29 +171,41 @@ def test_broken_model_and_broken_task_do_not_stop_the_others(con, warehouse_path
     (tasks / "broken_task.yaml").write_text(
         "task: broken_task\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: /nonexistent/x.jsonl\n"
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{q}}'\ndoc_to_choice: '{{c}}'\n"
-        "doc_to_target: 0\nmetadata:\n  version: 1.0\n")
+        "doc_to_target: 0\nmetadata:\n  version: 1.0\n"
+    )
     suite = tmp_path / "s.yaml"
-    suite.write_text(f"include_path: [{DEMO_SUITE}, {tasks}]\ntasks:\n  - demo_arithmetic\n"
-                     "  - {task: broken_task, label_rule: acc}\n")
+    suite.write_text(
+        f"include_path: [{DEMO_SUITE}, {tasks}]\ntasks:\n  - demo_arithmetic\n"
+        "  - {task: broken_task, label_rule: acc}\n"
+    )
     reg.add_model(warehouse_path, str(broken))
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     outcomes = ev.evaluate(warehouse_path, str(suite), limit=3).outcomes
     status = {(o.model, t.task): (t.status, t.error_type) for o in outcomes for t in o.tasks}
     assert status == {
-        (str(broken), "demo_arithmetic"): ("failed", "model-load"), (str(broken), "broken_task"): ("failed", "model-load"),
-        (str(tiny_lm_dir), "demo_arithmetic"): ("success", None), (str(tiny_lm_dir), "broken_task"): ("failed", "task")}
+        (str(broken), "demo_arithmetic"): ("failed", "model-load"),
+        (str(broken), "broken_task"): ("failed", "model-load"),
+        (str(tiny_lm_dir), "demo_arithmetic"): ("success", None),
+        (str(tiny_lm_dir), "broken_task"): ("failed", "task"),
+    }
     runs = rows(con, "SELECT model_name, task, status, error FROM eval_runs WHERE status = 'failed' ORDER BY ALL")
     assert len(runs) == 3 and all(r["error"] and "\n" not in r["error"] for r in runs)
-    assert all(r["error"].startswith(f"cannot load model {broken}: ") for r in runs if r["model_name"] == str(broken))
+    assert all(
+        r["error"].startswith(f"cannot load model {broken}: ") for r in runs if r["model_name"] == str(broken)
+    )
     labelled = rows(con, "SELECT DISTINCT m.name FROM correctness JOIN models m USING (model_id)")
     assert labelled == [{"name": str(tiny_lm_dir)}]
     jobs = ev.plan_evaluations(warehouse_path, str(suite), limit=3)  # failures are retried on the next run
     assert {(j.model, t.task) for j in jobs for t in j.tasks} == {
-        (str(broken), "demo_arithmetic"), (str(broken), "broken_task"), (str(tiny_lm_dir), "broken_task")}
+        (str(broken), "demo_arithmetic"),
+        (str(broken), "broken_task"),
+        (str(tiny_lm_dir), "broken_task"),
+    }
 
 
-def test_staging_that_breaks_the_aggregate_check_is_refused(con, warehouse_path, tiny_lm_dir, two_task_suite,
-                                                            tmp_path):
+def test_staging_that_breaks_the_aggregate_check_is_refused(
+    con, warehouse_path, tiny_lm_dir, two_task_suite, tmp_path
+):
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     job = ev.plan_evaluations(warehouse_path, str(two_task_suite), limit=LIMIT)[0]
     job = ev.EvalJob(**{**ev.asdict_shallow(job), "tasks": job.tasks[:1]})
@@ -186,8 +213,9 @@ def test_staging_that_breaks_the_aggregate_check_is_refused(con, warehouse_path,
     outcome = ev.run_evaluation(job, staging)
     (path,) = [Path(f) for f in outcome.tasks[0].staging_files]
     table = pq.read_table(path)
-    frame = pl.from_arrow(table).with_columns((1 - pl.col("label")).cast(pl.Int8).alias("label"),
-                                              (1 - pl.col("value")).alias("value"))
+    frame = pl.from_arrow(table).with_columns(
+        (1 - pl.col("label")).cast(pl.Int8).alias("label"), (1 - pl.col("value")).alias("value")
+    )
     pq.write_table(frame.to_arrow().replace_schema_metadata(table.schema.metadata), path)
     ev.load_outcomes(warehouse_path, [outcome])
     (run,) = rows(con, "SELECT status, error_type, error FROM eval_runs")
@@ -199,13 +227,27 @@ def test_staging_that_breaks_the_aggregate_check_is_refused(con, warehouse_path,
 
 # ------------------------------------------------------------------------------------------------- resume
 
+
 def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_suite, monkeypatch):
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     staging = settings.staging_dir(warehouse_path) / "evaluate"
     cli = Path(sys.executable).parent / "embedllm"
-    proc = subprocess.Popen([str(cli), "evaluate", "--suite", str(two_task_suite), "--limit", str(LIMIT), "-q",
-                             "-w", str(warehouse_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "EMBEDLLM_WAREHOUSE": str(warehouse_path)})
+    proc = subprocess.Popen(
+        [
+            str(cli),
+            "evaluate",
+            "--suite",
+            str(two_task_suite),
+            "--limit",
+            str(LIMIT),
+            "-q",
+            "-w",
+            str(warehouse_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "EMBEDLLM_WAREHOUSE": str(warehouse_path)},
+    )
     deadline = time.monotonic() + 240
     while not list(staging.glob("*.parquet")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -220,7 +262,7 @@ def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_
     with warehouse.session(warehouse_path) as con:
         runs = rows(con, "SELECT task, status, details->>'recovered' AS recovered FROM eval_runs ORDER BY task")
         n_labels = con.execute("SELECT count(*) FROM correctness").fetchall()[0][0]
-    assert len(calls.tasks) == len(TASKS) - left                   # only what the killed run had not staged
+    assert len(calls.tasks) == len(TASKS) - left  # only what the killed run had not staged
     assert [t.task for o in outcomes for t in o.tasks] == list(TASKS[left:])
     assert [(r["task"], r["status"]) for r in runs] == [(t, "success") for t in TASKS]
     assert sum(r["recovered"] == "true" for r in runs) == left
@@ -230,6 +272,7 @@ def test_resume_after_a_run_killed_midway(warehouse_path, tiny_lm_dir, two_task_
 
 # ---------------------------------------------------------------------------------- samples passthrough
 
+
 def test_samples_passthrough_evaluates_chosen_docs_only(con, warehouse_path, tiny_lm_dir, two_task_suite):
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     outcomes = ev.evaluate(warehouse_path, str(two_task_suite), samples={"demo_arithmetic": [1, 3]}).outcomes
@@ -237,35 +280,44 @@ def test_samples_passthrough_evaluates_chosen_docs_only(con, warehouse_path, tin
     docs = rows(con, "SELECT q.doc_id FROM correctness JOIN questions q USING (question_id) ORDER BY 1")
     assert [d["doc_id"] for d in docs] == [1, 3]
     assert rows(con, "SELECT partial FROM eval_runs") == [{"partial": True}]
-    job = ev.plan_evaluations(warehouse_path, str(two_task_suite))[0]   # chosen docs never count as complete
+    job = ev.plan_evaluations(warehouse_path, str(two_task_suite))[0]  # chosen docs never count as complete
     assert [t.task for t in job.tasks] == list(TASKS)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
 
 
-
 def _row_counts(path: Path) -> dict[str, int]:
     """Return row counts of the tables evaluate may write."""
     with warehouse.session(path) as con:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
-                for t in ("eval_runs", "loads", "questions", "correctness")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+            for t in ("eval_runs", "loads", "questions", "correctness")
+        }
 
 
-@pytest.mark.parametrize("suite_text, args, message", [
-    (None, ["--model", "tiny-lmm"], "no model named 'tiny-lmm' in the registry"),
-    ("tasks: [{task: demo_arithmetc, label_rule: acc}]", [], "unknown task 'demo_arithmetc'"),
-    ("tasks: [{task: my_own_task}]", [], "no label rule for task my_own_task"),
-    (None, ["--limit", "0"], "--limit must be a positive number"),
-])
-def test_cli_bad_input_is_one_line_error_and_no_rows(warehouse_path, tiny_lm_dir, tmp_path, capsys, monkeypatch,
-                                                     suite_text, args, message):
+@pytest.mark.parametrize(
+    "suite_text, args, message",
+    [
+        (None, ["--model", "tiny-lmm"], "no model named 'tiny-lmm' in the registry"),
+        ("tasks: [{task: demo_arithmetc, label_rule: acc}]", [], "unknown task 'demo_arithmetc'"),
+        ("tasks: [{task: my_own_task}]", [], "no label rule for task my_own_task"),
+        (None, ["--limit", "0"], "--limit must be a positive number"),
+    ],
+)
+def test_cli_bad_input_is_one_line_error_and_no_rows(
+    warehouse_path, tiny_lm_dir, tmp_path, capsys, monkeypatch, suite_text, args, message
+):
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     suite = tmp_path / "bad.yaml"
-    suite.write_text(f"include_path: {DEMO_SUITE}\n{suite_text}\n" if suite_text else
-                     f"include_path: {DEMO_SUITE}\ntasks: [demo_logic]\n")
-    code, _, err = run_cli(capsys, monkeypatch, "evaluate", "--suite", str(suite), *args, "-q",
-                           "-w", str(warehouse_path))
+    suite.write_text(
+        f"include_path: {DEMO_SUITE}\n{suite_text}\n"
+        if suite_text
+        else f"include_path: {DEMO_SUITE}\ntasks: [demo_logic]\n"
+    )
+    code, _, err = run_cli(
+        capsys, monkeypatch, "evaluate", "--suite", str(suite), *args, "-q", "-w", str(warehouse_path)
+    )
     assert code == 1
     assert err.startswith("error: ") and message in err and err.strip().count("\n") == 0
     assert _row_counts(warehouse_path) == {"eval_runs": 0, "loads": 0, "questions": 0, "correctness": 0}
@@ -273,8 +325,9 @@ def test_cli_bad_input_is_one_line_error_and_no_rows(warehouse_path, tiny_lm_dir
 
 def test_cli_plan_lists_models_and_tasks(warehouse_path, tiny_lm_dir, two_task_suite, capsys, monkeypatch):
     reg.add_model(warehouse_path, str(tiny_lm_dir))
-    code, out, _ = run_cli(capsys, monkeypatch, "evaluate", "--suite", str(two_task_suite), "--plan",
-                           "-w", str(warehouse_path))
+    code, out, _ = run_cli(
+        capsys, monkeypatch, "evaluate", "--suite", str(two_task_suite), "--plan", "-w", str(warehouse_path)
+    )
     assert code == 0 and out.strip() == f"{tiny_lm_dir}: demo_arithmetic, demo_gen_math"
 
 
@@ -288,12 +341,14 @@ def test_removed_model_is_not_evaluated(warehouse_path, tiny_lm_dir, two_task_su
 
 # -------------------------------------------------------------------------------------- a real small LLM
 
+
 @pytest.mark.slow
 def test_smollm2_gguf_on_a_few_demo_questions(con, warehouse_path):
     names = reg.register_demo_models(warehouse_path)
     outcomes = ev.evaluate(warehouse_path, "demo", models=[names[0]], limit=5).outcomes
-    assert [t.status for o in outcomes for t in o.tasks] == ["success"] * 6, [t.error for o in outcomes
-                                                                              for t in o.tasks]
+    assert [t.status for o in outcomes for t in o.tasks] == ["success"] * 6, [
+        t.error for o in outcomes for t in o.tasks
+    ]
     board = rows(con, "SELECT benchmark, accuracy, n_questions FROM leaderboard")
     assert len(board) == 6 and all(r["n_questions"] == 5 for r in board)
     runs = rows(con, "SELECT model_revision, details FROM eval_runs")
@@ -332,26 +387,46 @@ metadata:
 
 def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the `embedllm` console script in a new process; return the completed process."""
-    return subprocess.run([str(Path(sys.executable).parent / "embedllm"), *args], capture_output=True, text=True,
-                          timeout=timeout, env={k: v for k, v in os.environ.items() if k != "EMBEDLLM_WAREHOUSE"})
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "embedllm"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={k: v for k, v in os.environ.items() if k != "EMBEDLLM_WAREHOUSE"},
+    )
 
 
-def test_sql_answers_and_a_second_writer_refuses_or_waits_while_evaluate_runs(warehouse_path, tiny_lm_dir,
-                                                                               tmp_path):
+def test_sql_answers_and_a_second_writer_refuses_or_waits_while_evaluate_runs(
+    warehouse_path, tiny_lm_dir, tmp_path
+):
     """`embedllm evaluate` holds no DuckDB connection while lm-eval runs, but holds the run lock throughout."""
     tasks = tmp_path / "slow"
     tasks.mkdir()
     (tasks / "slow_gen_math.yaml").write_text(SLOW_TASK.format(data=DEMO_SUITE / "gen_math.jsonl"))
     suite = tmp_path / "slow.yaml"
-    suite.write_text(f"include_path: {tasks}\ntasks:\n  - {{task: slow_gen_math, label_rule: "
-                     "'exact_match,flexible-extract'}\n")
+    suite.write_text(
+        f"include_path: {tasks}\ntasks:\n  - {{task: slow_gen_math, label_rule: 'exact_match,flexible-extract'}}\n"
+    )
     reg.add_model(warehouse_path, str(tiny_lm_dir))
     db = str(warehouse_path)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "embedllm"), "evaluate", "--suite", str(suite),
-                             "--limit", "8", "-w", db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "embedllm"),
+            "evaluate",
+            "--suite",
+            str(suite),
+            "--limit",
+            "8",
+            "-w",
+            db,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         seen = []
-        for line in proc.stderr:                                     # lm-eval's own log: generation has begun
+        for line in proc.stderr:  # lm-eval's own log: generation has begun
             seen.append(line)
             if "Running generate_until requests" in line:
                 break
@@ -360,22 +435,49 @@ def test_sql_answers_and_a_second_writer_refuses_or_waits_while_evaluate_runs(wa
         answered = _cli("sql", "select count(*) AS n from correctness", "-w", db)
         assert answered.returncode == 0, answered.stderr
         assert answered.stdout.split()[:3] == ["n", "-", "0"]
-        refused = _cli("import", "lm-eval", str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
-                       "--model", "imported", "--label-rule", "fx_mc=acc", "--label-rule",
-                       "fx_gen=exact_match,flexible-extract", "--label-rule", "fx_cont=p_correct>0.5", "-w", db)
+        refused = _cli(
+            "import",
+            "lm-eval",
+            str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
+            "--model",
+            "imported",
+            "--label-rule",
+            "fx_mc=acc",
+            "--label-rule",
+            "fx_gen=exact_match,flexible-extract",
+            "--label-rule",
+            "fx_cont=p_correct>0.5",
+            "-w",
+            db,
+        )
         assert proc.poll() is None, "evaluate finished before the second writer could be refused"
         err = refused.stderr.strip()
         assert refused.returncode == 1 and err.count("\n") == 0, err
         assert err.startswith(f"error: warehouse {db} is in use by PID {proc.pid}") and "embedllm evaluate" in err
-        waited = _cli("import", "lm-eval", str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
-                      "--model", "imported", "--label-rule", "fx_mc=acc", "--label-rule",
-                      "fx_gen=exact_match,flexible-extract", "--label-rule", "fx_cont=p_correct>0.5",
-                      "--wait", "600", "-w", db)
+        waited = _cli(
+            "import",
+            "lm-eval",
+            str(Path(__file__).parent / "fixtures" / "lm_eval" / "jsonl"),
+            "--model",
+            "imported",
+            "--label-rule",
+            "fx_mc=acc",
+            "--label-rule",
+            "fx_gen=exact_match,flexible-extract",
+            "--label-rule",
+            "fx_cont=p_correct>0.5",
+            "--wait",
+            "600",
+            "-w",
+            db,
+        )
         assert waited.returncode == 0, waited.stderr
-        with warehouse.session(warehouse_path) as con:              # the import queued behind the whole evaluation
+        with warehouse.session(warehouse_path) as con:  # the import queued behind the whole evaluation
             assert rows(con, "SELECT status FROM eval_runs") == [{"status": "success"}]
             assert rows(con, "SELECT kind, count(*) AS n FROM loads GROUP BY 1 ORDER BY 1") == [
-                {"kind": "evaluate", "n": 1}, {"kind": "lm-eval-import", "n": 3}]
+                {"kind": "evaluate", "n": 1},
+                {"kind": "lm-eval-import", "n": 3},
+            ]
     finally:
         proc.stderr.close()
         proc.wait(timeout=600)

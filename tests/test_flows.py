@@ -3,7 +3,6 @@ models under prefect_test_harness, resume after a kill, and per-model evaluation
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ EXPECTED_FLOWS = {"pipeline", "evaluate", "evaluate-models", "train"}
 
 
 # ================================================================================================ smoke
+
 
 def test_every_module_in_flows_imports_and_the_flows_are_prefect_flows():
     import importlib
@@ -127,8 +127,9 @@ def lock_holder(warehouse_path):
     procs = []
 
     def start(seconds: float = 60.0) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(warehouse_path), str(seconds)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(warehouse_path), str(seconds)], stdout=subprocess.PIPE, text=True
+        )
         assert proc.stdout.readline().strip() == "held"
         procs.append(proc)
         return proc
@@ -185,7 +186,7 @@ def test_describe_holder_names_pid_command_and_start():
 
 # ================================================================================================ flows on tiny models
 
-TINY_LIMIT = 4   # documents per task: the first 4 of each mini-suite task put questions in every split
+TINY_LIMIT = 4  # documents per task: the first 4 of each mini-suite task put questions in every split
 KILLER = textwrap.dedent("""
     # Commit staging through the stage's own loader, but SIGKILL this process inside the 2nd (model, task)
     # transaction, after its rows were inserted and before COMMIT.
@@ -278,16 +279,32 @@ def artifact(key: str):
     return Artifact.get(key)
 
 
-def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefect_harness, tiny_warehouse,
-                                                                          warehouse_path, mini_suite):
-    from flows.pipeline import pipeline
+def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
+    prefect_harness, tiny_warehouse, warehouse_path, mini_suite
+):
     from embedllm.embedders import DEMO_EMBEDDER
+    from flows.pipeline import pipeline
 
-    result = pipeline(warehouse=str(warehouse_path), registry=None, suite=mini_suite, models=tiny_warehouse,
-                      limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    result = pipeline(
+        warehouse=str(warehouse_path),
+        registry=None,
+        suite=mini_suite,
+        models=tiny_warehouse,
+        limit=TINY_LIMIT,
+        embedder=DEMO_EMBEDDER,
+    )
     stages = {s["stage"]: s for s in result.stages}
-    assert list(stages) == ["resume", "plan", "evaluate", "load", "validate", "embed", "train", "forecast",
-                            "report"]
+    assert list(stages) == [
+        "resume",
+        "plan",
+        "evaluate",
+        "load",
+        "validate",
+        "embed",
+        "train",
+        "forecast",
+        "report",
+    ]
     n_questions = scalar(warehouse_path, "SELECT count(*) FROM questions")
     assert n_questions == stages["load"]["rows"]["questions"] > 0
     assert stages["load"]["rows"]["correctness"] == 2 * n_questions
@@ -295,16 +312,32 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(prefe
     assert stages["forecast"]["rows"]["correctness_forecasts"] == 2 * n_questions
     assert result.training_run == scalar(warehouse_path, "SELECT run_id FROM latest_training_run")
     assert scalar(warehouse_path, "SELECT count(DISTINCT model) FROM leaderboard") == 2
-    for key in ("leaderboard", "evaluation-progress", "validation-summary", "data-docs", "training-metrics",
-                "benchmark-forecasts", "stage-reports", "report"):
+    for key in (
+        "leaderboard",
+        "evaluation-progress",
+        "validation-summary",
+        "data-docs",
+        "training-metrics",
+        "benchmark-forecasts",
+        "stage-reports",
+        "report",
+    ):
         assert artifact(key) is not None, key
     assert artifact("evaluation-progress").data == 100.0
     assert "| evaluate |" in artifact("stage-reports").data
 
-    counts = {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}")
-              for t in ("eval_runs", "correctness", "validation_runs", "training_runs", "question_embeddings")}
-    again = pipeline(warehouse=str(warehouse_path), registry=None, suite=mini_suite, models=tiny_warehouse,
-                     limit=TINY_LIMIT, embedder=DEMO_EMBEDDER)
+    counts = {
+        t: scalar(warehouse_path, f"SELECT count(*) FROM {t}")
+        for t in ("eval_runs", "correctness", "validation_runs", "training_runs", "question_embeddings")
+    }
+    again = pipeline(
+        warehouse=str(warehouse_path),
+        registry=None,
+        suite=mini_suite,
+        models=tiny_warehouse,
+        limit=TINY_LIMIT,
+        embedder=DEMO_EMBEDDER,
+    )
     assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "plan", "embed"]
     assert not any(s["rows"] for s in again.stages)
     assert counts == {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}") for t in counts}
@@ -320,21 +353,33 @@ def test_pipeline_stops_before_embedding_and_training_when_validation_fails(pref
     from tasks.load import Batch, Meta, load_batches
 
     # Model b lacks labels for half the questions: the coverage expectation fails.
-    rows = [{"model": m, "question_id": question_id("t", f"{i:064x}"), "benchmark": "b", "task": "t",
-             "prompt": f"question {i}", "label": i % 2} for m in ("a", "b") for i in range(20) if m == "a" or i < 10]
+    rows = [
+        {
+            "model": m,
+            "question_id": question_id("t", f"{i:064x}"),
+            "benchmark": "b",
+            "task": "t",
+            "prompt": f"question {i}",
+            "label": i % 2,
+        }
+        for m in ("a", "b")
+        for i in range(20)
+        if m == "a" or i < 10
+    ]
     with warehouse.session(warehouse_path) as con:
         load_batches(con, [Batch(Meta(kind="embedllm-csv", content_hash="h1"), pl.DataFrame(rows))])
     with pytest.raises(PipelineStopped, match=r"validation run \S+ failed.*before embedding and training"):
         pipeline(warehouse=str(warehouse_path), skip_eval=True)
-    assert "| validate |" in artifact("stage-reports").data      # published although the run failed
+    assert "| validate |" in artifact("stage-reports").data  # published although the run failed
     assert scalar(warehouse_path, "SELECT count(*) FROM validation_runs WHERE NOT success") == 1
     assert scalar(warehouse_path, "SELECT count(*) FROM question_embeddings") == 0
     assert scalar(warehouse_path, "SELECT count(*) FROM training_runs") == 0
     assert "FAILED" in (artifact("validation-summary").description or "")
 
 
-def test_pipeline_refuses_a_second_run_on_the_same_warehouse(prefect_harness, warehouse_path, lock_holder,
-                                                             capsys, monkeypatch):
+def test_pipeline_refuses_a_second_run_on_the_same_warehouse(
+    prefect_harness, warehouse_path, lock_holder, capsys, monkeypatch
+):
     from embedllm.cli import main
     from flows.pipeline import pipeline
 
@@ -361,13 +406,19 @@ def tiny_staging(tmp_path_factory, tiny_models, mini_suite) -> dict:
     jobs = plan_evaluations(db, mini_suite, names, TINY_LIMIT)
     outcomes = [run_evaluation(job, staging) for job in jobs]
     assert not any(o.failed for o in outcomes)
-    return {"db": db, "staging": staging, "names": names, "suite": mini_suite,
-            "n_results": sum(len(o.tasks) for o in outcomes),
-            "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks)}
+    return {
+        "db": db,
+        "staging": staging,
+        "names": names,
+        "suite": mini_suite,
+        "n_results": sum(len(o.tasks) for o in outcomes),
+        "n_labels": sum(t.n_samples for o in outcomes for t in o.tasks),
+    }
 
 
-def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_it(prefect_harness, tiny_staging,
-                                                                                  warehouse_path, tmp_path):
+def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_it(
+    prefect_harness, tiny_staging, warehouse_path, tmp_path
+):
     import shutil
 
     from flows.evaluate import evaluate
@@ -376,23 +427,31 @@ def test_run_killed_during_load_keeps_whole_results_and_the_next_run_completes_i
     shutil.copy(tiny_staging["db"], warehouse_path)
     staging = evaluation_staging(warehouse_path)
     shutil.copytree(tiny_staging["staging"], staging)
-    killed = subprocess.run([sys.executable, "-c", KILLER, str(warehouse_path), str(staging)], capture_output=True,
-                            text=True, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, str(warehouse_path), str(staging)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     # The first (model, task) result is committed whole; the second's rows vanished with its transaction.
     assert scalar(warehouse_path, "SELECT count(*) FROM loads") == 1
     assert scalar(warehouse_path, "SELECT count(*) FROM correctness") == scalar(
-        warehouse_path, "SELECT sum(n_labels) FROM loads")
+        warehouse_path, "SELECT sum(n_labels) FROM loads"
+    )
     assert len(list(staging.glob("*.parquet"))) == tiny_staging["n_results"] - 1
 
-    reports = evaluate(warehouse=str(warehouse_path), suite=tiny_staging["suite"], models=tiny_staging["names"],
-                       limit=TINY_LIMIT)
+    reports = evaluate(
+        warehouse=str(warehouse_path), suite=tiny_staging["suite"], models=tiny_staging["names"], limit=TINY_LIMIT
+    )
     by_stage = {r.stage: r for r in reports}
     assert "evaluate" not in by_stage, "the rerun called lm-eval for results that were in staging"
     assert by_stage["resume"].rows["correctness"] > 0
     assert scalar(warehouse_path, "SELECT count(*) FROM correctness") == tiny_staging["n_labels"]
-    assert scalar(warehouse_path, "SELECT count(*) FROM eval_runs WHERE status = 'success'") == \
-        tiny_staging["n_results"]
+    assert (
+        scalar(warehouse_path, "SELECT count(*) FROM eval_runs WHERE status = 'success'")
+        == tiny_staging["n_results"]
+    )
     assert not list(staging.glob("*.parquet"))
 
 
@@ -406,8 +465,9 @@ def one_task_job(db: Path, name: str, suite: str):
     return dataclasses.replace(job, tasks=job.tasks[:1])
 
 
-def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(prefect_harness, tiny_warehouse,
-                                                                             warehouse_path, tmp_path, mini_suite):
+def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(
+    prefect_harness, tiny_warehouse, warehouse_path, tmp_path, mini_suite
+):
     from flows.evaluate import evaluate_models
 
     job = one_task_job(warehouse_path, tiny_warehouse[0], mini_suite)
@@ -418,13 +478,13 @@ def test_evaluation_is_cached_by_job_and_recomputed_when_its_staging_is_gone(pre
     assert files and all(f.exists() for f in files)
     stamps = [f.stat().st_mtime_ns for f in files]
 
-    (second,), _ = evaluate_models([job], str(staging), scope)       # cached: lm-eval is not called again
+    (second,), _ = evaluate_models([job], str(staging), scope)  # cached: lm-eval is not called again
     assert [f.stat().st_mtime_ns for f in files] == stamps
     assert second.tasks[0].staging_files == first.tasks[0].staging_files
 
     for f in files:
         f.unlink()
-    (third,), _ = evaluate_models([job], str(staging), scope)        # cached outcome unusable: evaluated again
+    (third,), _ = evaluate_models([job], str(staging), scope)  # cached outcome unusable: evaluated again
     assert all(Path(f).exists() for t in third.tasks for f in t.staging_files)
 
 
@@ -432,8 +492,9 @@ def evaluate_on_dask(db: Path, names: list[str], suite: str, processes: bool) ->
     """Run the evaluate flow with per-model evaluation on a 2-worker local Dask cluster; return its reports."""
     from flows.evaluate import evaluate
 
-    return evaluate(warehouse=str(db), suite=suite, models=names, limit=2, dask=True, dask_workers=2,
-                    dask_processes=processes)
+    return evaluate(
+        warehouse=str(db), suite=suite, models=names, limit=2, dask=True, dask_workers=2, dask_processes=processes
+    )
 
 
 def check_dask_run(db: Path, names: list[str], reports: list) -> None:
@@ -449,15 +510,21 @@ def check_dask_run(db: Path, names: list[str], reports: list) -> None:
     assert runs and runs[-1].state.is_completed()
 
 
-def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(prefect_harness, tiny_warehouse,
-                                                                     warehouse_path, mini_suite):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, False))
+def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_threads(
+    prefect_harness, tiny_warehouse, warehouse_path, mini_suite
+):
+    check_dask_run(
+        warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, False)
+    )
 
 
 @pytest.mark.slow
-def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(prefect_harness, tiny_warehouse,
-                                                                       warehouse_path, mini_suite):
-    check_dask_run(warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, True))
+def test_evaluation_fans_out_on_a_two_worker_dask_cluster_of_processes(
+    prefect_harness, tiny_warehouse, warehouse_path, mini_suite
+):
+    check_dask_run(
+        warehouse_path, tiny_warehouse, evaluate_on_dask(warehouse_path, tiny_warehouse, mini_suite, True)
+    )
 
 
 def test_dask_runner_uses_a_local_two_worker_cluster_or_an_existing_one():

@@ -35,8 +35,15 @@ def write_dataset(root: Path, rows=ROWS, *, order_files=True, header=HEADER, ext
             w = csv.writer(fh)
             w.writerow(header)
             for pid, mid, label in items:
-                full = {"prompt_id": pid, "model_id": mid, "category_id": 0 if CATS[pid] == "math" else 1,
-                        "label": label, "prompt": PROMPTS[pid], "model_name": NAMES[mid], "category": CATS[pid]}
+                full = {
+                    "prompt_id": pid,
+                    "model_id": mid,
+                    "category_id": 0 if CATS[pid] == "math" else 1,
+                    "label": label,
+                    "prompt": PROMPTS[pid],
+                    "model_name": NAMES[mid],
+                    "category": CATS[pid],
+                }
                 w.writerow([full[c] for c in header])
             for s, row in extra or []:
                 if s == split:
@@ -54,13 +61,25 @@ def write_dataset(root: Path, rows=ROWS, *, order_files=True, header=HEADER, ext
 
 
 def _labels(con) -> dict:
-    return {(m, q): lab for m, q, lab in con.sql(
-        "SELECT m.name, q.doc_id, c.label FROM correctness c JOIN models m USING (model_id) "
-        "JOIN questions q USING (question_id)").fetchall()}
+    return {
+        (m, q): lab
+        for m, q, lab in con.sql(
+            "SELECT m.name, q.doc_id, c.label FROM correctness c JOIN models m USING (model_id) "
+            "JOIN questions q USING (question_id)"
+        ).fetchall()
+    }
 
 
-EXPECTED = {("m/a", 10): 1, ("m/b", 10): 0, ("m/a", 11): 1, ("m/b", 11): 1, ("m/a", 12): 0, ("m/b", 12): 0,
-            ("m/a", 13): 1, ("m/b", 13): 1}
+EXPECTED = {
+    ("m/a", 10): 1,
+    ("m/b", 10): 0,
+    ("m/a", 11): 1,
+    ("m/b", 11): 1,
+    ("m/a", 12): 0,
+    ("m/b", 12): 0,
+    ("m/a", 13): 1,
+    ("m/b", 13): 1,
+}
 
 
 @pytest.mark.parametrize("order_files", [True, False], ids=["with-order-files", "split-files-only"])
@@ -70,13 +89,18 @@ def test_handmade_dataset_resolves_duplicates_by_max_and_counts_them(con, wareho
     assert (s.n_models, s.n_questions) == (2, 4)
     assert _labels(con) == EXPECTED
     assert con.sql("SELECT model, benchmark, accuracy FROM leaderboard ORDER BY model, benchmark").fetchall() == [
-        ("m/a", "geo", 1.0), ("m/a", "math", 0.5), ("m/b", "geo", 1.0), ("m/b", "math", 0.0)]
+        ("m/a", "geo", 1.0),
+        ("m/a", "math", 0.5),
+        ("m/b", "geo", 1.0),
+        ("m/b", "math", 0.0),
+    ]
 
 
 def test_dataset_split_category_and_prompt_text_are_kept(con, warehouse_path, tmp_path):
     import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d"))
-    rows = con.sql("SELECT doc_id, question_id, benchmark, task, split, prompt, source FROM questions "
-                   "ORDER BY doc_id").fetchall()
+    rows = con.sql(
+        "SELECT doc_id, question_id, benchmark, task, split, prompt, source FROM questions ORDER BY doc_id"
+    ).fetchall()
     assert [r[0] for r in rows] == [10, 11, 12, 13]
     assert [r[4] for r in rows] == ["train", "train", "val", "test"]
     assert [r[2] for r in rows] == ["math", "geo", "math", "geo"] == [r[3] for r in rows]
@@ -96,8 +120,20 @@ def test_importing_the_same_files_twice_changes_nothing(con, warehouse_path, tmp
 
 
 def test_prompt_under_several_categories_or_splits_is_one_question(con, warehouse_path, tmp_path):
-    extra = [("train", {"prompt_id": 13, "model_id": 1, "category_id": 5, "label": 0, "prompt": "Q13",
-                        "model_name": "m/b", "category": "abc"})]
+    extra = [
+        (
+            "train",
+            {
+                "prompt_id": 13,
+                "model_id": 1,
+                "category_id": 5,
+                "label": 0,
+                "prompt": "Q13",
+                "model_name": "m/b",
+                "category": "abc",
+            },
+        )
+    ]
     s = import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", extra=extra)).summary
     assert (s.n_multi_category_prompts, s.n_multi_split_prompts, s.n_questions) == (1, 1, 4)
     assert con.sql("SELECT benchmark, split FROM questions WHERE doc_id = 13").fetchall() == [("abc", "test")]
@@ -121,8 +157,20 @@ def test_label_outside_zero_one_names_file_and_row(con, warehouse_path, tmp_path
 
 
 def test_non_integer_id_names_file_row_and_column(con, warehouse_path, tmp_path):
-    extra = [("val", {"prompt_id": "twelve", "model_id": 0, "category_id": 0, "label": 1, "prompt": "x",
-                      "model_name": "m/a", "category": "math"})]
+    extra = [
+        (
+            "val",
+            {
+                "prompt_id": "twelve",
+                "model_id": 0,
+                "category_id": 0,
+                "label": 1,
+                "prompt": "x",
+                "model_name": "m/a",
+                "category": "math",
+            },
+        )
+    ]
     with pytest.raises(InputError, match=r"val\.csv: row 4 .*column prompt_id is 'twelve', not an integer"):
         import_embedllm_csv(warehouse_path, write_dataset(tmp_path / "d", extra=extra))
 
@@ -146,13 +194,18 @@ def test_synthetic_writer_round_trips_through_the_importer(con, warehouse_path, 
     counts = write_embedllm_csv(m, tmp_path / "syn", duplicate_fraction=0.2, seed=1)
     s = import_embedllm_csv(warehouse_path, tmp_path / "syn").summary
     assert counts["n_duplicate_pairs"] > 0 and counts["n_conflicts"] > 0
-    assert (s.n_rows, s.n_duplicate_pairs, s.n_conflicts) == (counts["n_rows"], counts["n_duplicate_pairs"],
-                                                              counts["n_conflicts"])
+    assert (s.n_rows, s.n_duplicate_pairs, s.n_conflicts) == (
+        counts["n_rows"],
+        counts["n_duplicate_pairs"],
+        counts["n_conflicts"],
+    )
     got = np.zeros_like(m.labels)
-    for mid, pid, lab in con.sql("SELECT m.name, q.doc_id, c.label FROM correctness c JOIN models m "
-                                 "USING (model_id) JOIN questions q USING (question_id)").fetchall():
+    for mid, pid, lab in con.sql(
+        "SELECT m.name, q.doc_id, c.label FROM correctness c JOIN models m "
+        "USING (model_id) JOIN questions q USING (question_id)"
+    ).fetchall():
         got[m.model_names.index(mid), pid] = lab
     changed = int((got != m.labels).sum())
-    assert (got >= m.labels).all() and changed <= counts["n_conflicts"]   # MAX only turns conflicts to 1
+    assert (got >= m.labels).all() and changed <= counts["n_conflicts"]  # MAX only turns conflicts to 1
     splits = dict(con.sql("SELECT doc_id, split FROM questions").fetchall())
     assert [splits[i] for i in range(60)] == m.split.tolist()

@@ -15,8 +15,13 @@ import pytest
 from embedllm.errors import AggregateMismatch, ConfigError, InputError
 from embedllm.ids import question_id
 from embedllm.labels import LabelRule, parse_overrides, rule_for
-from tasks.ingest_lm_eval import (PromptExtractor, batches_from_results, import_lm_eval_dir, lm_eval_doc_hash,
-                                  read_lm_eval_dir)
+from tasks.ingest_lm_eval import (
+    PromptExtractor,
+    batches_from_results,
+    import_lm_eval_dir,
+    lm_eval_doc_hash,
+    read_lm_eval_dir,
+)
 from tasks.load import load_batches
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lm_eval"
@@ -27,9 +32,17 @@ RULES = {"fx_mc": "acc", "fx_gen": "exact_match,flexible-extract", "fx_cont": "p
 
 def _batches(path, rules=RULES, model="tiny-lm"):
     results, samples = read_lm_eval_dir(path)
-    return {b.meta.task: b for b in batches_from_results(results, samples, model=model, kind="lm-eval-import",
-                                                         source=str(path), rules=parse_overrides(
-                                                             [f"{k}={v}" for k, v in rules.items()]))}
+    return {
+        b.meta.task: b
+        for b in batches_from_results(
+            results,
+            samples,
+            model=model,
+            kind="lm-eval-import",
+            source=str(path),
+            rules=parse_overrides([f"{k}={v}" for k, v in rules.items()]),
+        )
+    }
 
 
 def _newest_results(folder: Path) -> Path:
@@ -38,13 +51,23 @@ def _newest_results(folder: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------------ label rules
 
-@pytest.mark.parametrize("text, metric, filt, thr, canonical", [
-    ("acc", "acc", "none", None, "acc"),
-    ("acc_norm", "acc_norm", "none", None, "acc_norm"),
-    ("exact_match,flexible-extract", "exact_match", "flexible-extract", None, "exact_match,flexible-extract"),
-    ("mc2>0.5", "mc2", "none", 0.5, "mc2>0.5"),
-    (" exact_match , strict-match > 0.25 ", "exact_match", "strict-match", 0.25, "exact_match,strict-match>0.25"),
-])
+
+@pytest.mark.parametrize(
+    "text, metric, filt, thr, canonical",
+    [
+        ("acc", "acc", "none", None, "acc"),
+        ("acc_norm", "acc_norm", "none", None, "acc_norm"),
+        ("exact_match,flexible-extract", "exact_match", "flexible-extract", None, "exact_match,flexible-extract"),
+        ("mc2>0.5", "mc2", "none", 0.5, "mc2>0.5"),
+        (
+            " exact_match , strict-match > 0.25 ",
+            "exact_match",
+            "strict-match",
+            0.25,
+            "exact_match,strict-match>0.25",
+        ),
+    ],
+)
 def test_label_rule_text_parses_to_metric_filter_threshold(text, metric, filt, thr, canonical):
     rule = LabelRule.parse(text)
     assert (rule.metric, rule.filter, rule.threshold) == (metric, filt, thr)
@@ -61,8 +84,8 @@ def test_malformed_label_rule_is_a_config_error(bad):
 def test_default_rules_cover_paper_tasks_groups_and_globs():
     assert rule_for("gsm8k") == LabelRule("exact_match", "flexible-extract")
     assert rule_for("truthfulqa_mc2") == LabelRule("acc", "none", 0.5)
-    assert rule_for("mmlu_abstract_algebra") == LabelRule("acc")           # glob mmlu_*
-    assert rule_for("some_subtask", group="mmlu") == LabelRule("acc")      # via its group
+    assert rule_for("mmlu_abstract_algebra") == LabelRule("acc")  # glob mmlu_*
+    assert rule_for("some_subtask", group="mmlu") == LabelRule("acc")  # via its group
     assert rule_for("gsm8k", {"gsm8k": "exact_match,strict-match"}).filter == "strict-match"
 
 
@@ -78,6 +101,7 @@ def test_label_rule_override_needs_task_equals_rule():
 
 # ---------------------------------------------------------------------------------------------- reading
 
+
 def test_jsonl_layout_gives_one_batch_per_task_with_lm_eval_aggregates():
     batches = _batches(JSONL)
     assert set(batches) == {"fx_mc", "fx_cont", "fx_gen"}
@@ -89,13 +113,13 @@ def test_jsonl_layout_gives_one_batch_per_task_with_lm_eval_aggregates():
         assert b.meta.lm_eval_version == "0.4.13"
         assert b.meta.task_version == str(results["versions"][task])
         assert len(b.meta.task_config_hash) == 64 and len(b.meta.content_hash) == 64
-    assert batches["fx_mc"].rows["benchmark"].unique().to_list() == ["fx_suite"]   # group name
+    assert batches["fx_mc"].rows["benchmark"].unique().to_list() == ["fx_suite"]  # group name
     assert batches["fx_cont"].rows["benchmark"].unique().to_list() == ["fx_suite"]
     assert batches["fx_gen"].rows["benchmark"].unique().to_list() == ["fx_gen"]
 
 
 def test_newest_run_per_task_is_taken_when_several_runs_sit_side_by_side():
-    assert len(list((JSONL / "tiny-lm").glob("results_*.json"))) == 2   # older fx_mc --limit 4, then full run
+    assert len(list((JSONL / "tiny-lm").glob("results_*.json"))) == 2  # older fx_mc --limit 4, then full run
     results, samples = read_lm_eval_dir(JSONL)
     assert len(samples["fx_mc"]) == 12
     assert results["_embedllm"]["fx_mc"]["results_file"].endswith(_newest_results(JSONL / "tiny-lm").name)
@@ -105,24 +129,31 @@ def test_question_ids_come_from_task_and_doc_hash_and_prompts_lose_few_shot_exam
     b = _batches(JSONL)["fx_mc"]
     first = json.loads((sorted((JSONL / "tiny-lm").glob("samples_fx_mc_*.jsonl"))[-1]).read_text().splitlines()[0])
     assert b.rows["question_id"][0] == question_id("fx_mc", first["doc_hash"])
-    assert first["doc_hash"] == lm_eval_doc_hash(first["doc"])   # the fallback reproduces lm-eval's hash
+    assert first["doc_hash"] == lm_eval_doc_hash(first["doc"])  # the fallback reproduces lm-eval's hash
     context = first["arguments"]["gen_args_0"]["arg_0"]
-    assert context.count("Question:") == 3                        # two few-shot examples + the question
+    assert context.count("Question:") == 3  # two few-shot examples + the question
     assert b.rows["prompt"][0] == "Question: What is 2 + 3?\nAnswer:"
     assert b.rows["n_choices"].to_list()[:3] == [4, 3, 4]
     assert b.rows["target"][0] == "1"
 
 
 def test_prompt_falls_back_to_splitting_few_shot_delimiters_without_a_template():
-    extract = PromptExtractor({"num_fewshot": 2, "fewshot_delimiter": "\n\n", "doc_to_text": "!function x.y",
-                               "description": "Maths.\n\n"}, None)
+    extract = PromptExtractor(
+        {
+            "num_fewshot": 2,
+            "fewshot_delimiter": "\n\n",
+            "doc_to_text": "!function x.y",
+            "description": "Maths.\n\n",
+        },
+        None,
+    )
     ctx = "Maths.\n\nQ: 1+1?\nA: 2\n\nQ: 2+2?\nA: 4\n\nQ: 3+3?\nA:"
     assert extract(ctx, {"q": "3+3"}) == "Q: 3+3?\nA:"
 
 
 def test_ambiguous_few_shot_split_renders_doc_to_text_for_that_doc():
     extract = PromptExtractor({"num_fewshot": 1, "fewshot_delimiter": "\n\n", "doc_to_text": "Q: {{q}}\nA:"}, None)
-    tricky = "Q: first para\n\nsecond para\nA: x\n\nQ: the question\nA:"   # the example holds the delimiter
+    tricky = "Q: first para\n\nsecond para\nA: x\n\nQ: the question\nA:"  # the example holds the delimiter
     plain = "Q: one\nA: y\n\nQ: other\nA:"
     docs = [lambda: {"q": "the question"}, lambda: (_ for _ in ()).throw(AssertionError("doc read needlessly"))]
     assert extract.many([tricky, plain], docs) == ["Q: the question\nA:", "Q: other\nA:"]
@@ -132,7 +163,7 @@ def test_ambiguous_few_shot_split_renders_doc_to_text_for_that_doc():
 def test_generative_task_keeps_only_the_rule_filter_rows():
     flexible = _batches(JSONL)["fx_gen"]
     strict = _batches(JSONL, {**RULES, "fx_gen": "exact_match,strict-match"})["fx_gen"]
-    assert flexible.rows.height == strict.rows.height == 10          # samples file has 20 rows: 10 docs x 2 filters
+    assert flexible.rows.height == strict.rows.height == 10  # samples file has 20 rows: 10 docs x 2 filters
     assert flexible.rows["label"].mean() == pytest.approx(0.4) and strict.rows["label"].sum() == 0
     assert strict.meta.aggregate_value == 0.0
 
@@ -140,7 +171,7 @@ def test_generative_task_keeps_only_the_rule_filter_rows():
 def test_threshold_rule_labels_raw_values_and_checks_their_mean():
     b = _batches(JSONL)["fx_cont"]
     values, labels = b.rows["value"].to_list(), b.rows["label"].to_list()
-    assert any(0 < v < 1 and v != 0.5 for v in values)               # really continuous
+    assert any(0 < v < 1 and v != 0.5 for v in values)  # really continuous
     assert labels == [int(v > 0.5) for v in values]
     assert b.meta.label_rule == "p_correct>0.5"
 
@@ -150,10 +181,13 @@ def test_old_json_array_layout_gives_the_same_questions_and_labels():
     raw = json.loads((OLD / "pretrained__tiny-lm_fx_mc.jsonl").read_text())
     assert isinstance(raw, list) and isinstance(raw[0]["target"], int) and "doc_hash" not in raw[0]
     for task in new:
-        assert old[task].rows.select("question_id", "label", "prompt", "benchmark").equals(
-            new[task].rows.select("question_id", "label", "prompt", "benchmark"))
+        assert (
+            old[task]
+            .rows.select("question_id", "label", "prompt", "benchmark")
+            .equals(new[task].rows.select("question_id", "label", "prompt", "benchmark"))
+        )
         assert old[task].meta.aggregate_value == new[task].meta.aggregate_value
-    assert old["fx_mc"].rows["target"][0] == "1"                      # int target stored as text
+    assert old["fx_mc"].rows["target"][0] == "1"  # int target stored as text
 
 
 def test_samples_as_simple_evaluate_returns_them_give_the_same_batches():
@@ -164,13 +198,16 @@ def test_samples_as_simple_evaluate_returns_them_give_the_same_batches():
         converted = []
         for r in map(json.loads, raw):
             args = [tuple(a.values()) for a in r["arguments"].values()]
-            converted.append({**r, "arguments": args, "target": int(r["target"]) if r["target"].isdigit()
-                              else r["target"]})
+            converted.append(
+                {**r, "arguments": args, "target": int(r["target"]) if r["target"].isdigit() else r["target"]}
+            )
         in_memory[task] = converted
     results = {k: v for k, v in results.items() if k != "_embedllm"}
     rules = parse_overrides([f"{k}={v}" for k, v in RULES.items()])
-    api = {b.meta.task: b for b in batches_from_results(results, in_memory, model="m", kind="evaluate",
-                                                        source="api", rules=rules)}
+    api = {
+        b.meta.task: b
+        for b in batches_from_results(results, in_memory, model="m", kind="evaluate", source="api", rules=rules)
+    }
     files = _batches(JSONL, model="m")
     for task in files:
         assert api[task].rows.equals(files[task].rows)
@@ -183,8 +220,11 @@ def test_lm_eval_0_4_2_names_with_json_array_content_are_read(tmp_path):
     shutil.copy(OLD / "results.json", d / f"results_{stamp}.json")
     for task in ("fx_mc", "fx_cont", "fx_gen"):
         shutil.copy(OLD / f"pretrained__tiny-lm_{task}.jsonl", d / f"samples_{task}_{stamp}.json")
-    assert {t: b.rows.height for t, b in _batches(tmp_path / "run").items()} == {"fx_mc": 12, "fx_cont": 10,
-                                                                               "fx_gen": 10}
+    assert {t: b.rows.height for t, b in _batches(tmp_path / "run").items()} == {
+        "fx_mc": 12,
+        "fx_cont": 10,
+        "fx_gen": 10,
+    }
 
 
 def test_output_path_named_as_a_json_file_is_read(tmp_path):
@@ -196,11 +236,15 @@ def test_output_path_named_as_a_json_file_is_read(tmp_path):
     shutil.copy(newest, tmp_path / "out" / f"my_run_{stamp}.json")
     for f in src.glob(f"samples_*_{stamp}.jsonl"):
         shutil.copy(f, tmp_path / "out" / f.name)
-    assert {t: b.rows.height for t, b in _batches(tmp_path / "out").items()} == {"fx_mc": 12, "fx_cont": 10,
-                                                                                "fx_gen": 10}
+    assert {t: b.rows.height for t, b in _batches(tmp_path / "out").items()} == {
+        "fx_mc": 12,
+        "fx_cont": 10,
+        "fx_gen": 10,
+    }
 
 
 # ------------------------------------------------------------------------------------------- loading
+
 
 def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con, warehouse_path):
     rules = parse_overrides([f"{k}={v}" for k, v in RULES.items()])
@@ -209,11 +253,15 @@ def test_import_loads_labels_with_provenance_and_twice_changes_nothing(con, ware
     second = import_lm_eval_dir(warehouse_path, JSONL, model="tiny-lm", rules=rules, revision="abc123").load
     assert second.loaded == [] and sorted(second.skipped) == ["tiny-lm/fx_cont", "tiny-lm/fx_gen", "tiny-lm/fx_mc"]
     assert con.sql("SELECT count(*) FROM loads").fetchall()[0][0] == 3
-    rows = con.sql("SELECT task, lm_eval_version, model_revision, label_rule, aggregate_value, sample_mean "
-                   "FROM loads ORDER BY task").fetchall()
+    rows = con.sql(
+        "SELECT task, lm_eval_version, model_revision, label_rule, aggregate_value, sample_mean "
+        "FROM loads ORDER BY task"
+    ).fetchall()
     assert rows[1] == ("fx_gen", "0.4.13", "abc123", "exact_match,flexible-extract", 0.4, pytest.approx(0.4))
     assert con.sql("SELECT benchmark, accuracy, n_questions FROM leaderboard ORDER BY benchmark").fetchall() == [
-        ("fx_gen", pytest.approx(0.4), 10), ("fx_suite", pytest.approx((3 + 5) / 22), 22)]
+        ("fx_gen", pytest.approx(0.4), 10),
+        ("fx_suite", pytest.approx((3 + 5) / 22), 22),
+    ]
 
 
 def test_tampered_aggregate_is_refused_naming_task_and_both_numbers(con, warehouse_path, tmp_path):
@@ -224,7 +272,9 @@ def test_tampered_aggregate_is_refused_naming_task_and_both_numbers(con, warehou
     data["results"]["fx_mc"]["acc,none"] = 0.9
     res_file.write_text(json.dumps(data))
     with pytest.raises(AggregateMismatch, match=r"task fx_mc: .*0\.250000.*0\.900000"):
-        import_lm_eval_dir(warehouse_path, copy, model="tiny-lm", rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]))
+        import_lm_eval_dir(
+            warehouse_path, copy, model="tiny-lm", rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()])
+        )
     assert con.sql("SELECT count(*) FROM correctness").fetchall()[0][0] == 0
     assert con.sql("SELECT count(*) FROM questions").fetchall()[0][0] == 0
 
@@ -235,11 +285,15 @@ def test_metric_that_is_not_zero_one_needs_a_threshold():
 
 
 def test_unknown_filter_or_metric_names_what_lm_eval_reported():
-    with pytest.raises(ConfigError, match=r"fx_gen: lm-eval's results have no exact_match,loose \(they have "
-                                          r"exact_match,flexible-extract, exact_match,strict-match\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"fx_gen: lm-eval's results have no exact_match,loose \(they have "
+        r"exact_match,flexible-extract, exact_match,strict-match\)",
+    ):
         _batches(JSONL, {**RULES, "fx_gen": "exact_match,loose"})
-    with pytest.raises(ConfigError,
-                       match=r"fx_mc: lm-eval's results have no f1,none \(they have acc,none, acc_norm,none\)"):
+    with pytest.raises(
+        ConfigError, match=r"fx_mc: lm-eval's results have no f1,none \(they have acc,none, acc_norm,none\)"
+    ):
         _batches(JSONL, {**RULES, "fx_mc": "f1"})
 
 
@@ -291,11 +345,17 @@ def test_failed_import_leaves_nothing_even_after_good_tasks(con, tmp_path):
     shutil.copytree(JSONL, copy)
     res_file = _newest_results(copy / "tiny-lm")
     data = json.loads(res_file.read_text())
-    data["results"]["fx_gen"]["exact_match,flexible-extract"] = 0.1   # fx_cont and fx_mc are fine
+    data["results"]["fx_gen"]["exact_match,flexible-extract"] = 0.1  # fx_cont and fx_mc are fine
     res_file.write_text(json.dumps(data))
     results, samples = read_lm_eval_dir(copy)
-    batches = batches_from_results(results, samples, model="m", kind="lm-eval-import", source="x",
-                                   rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]))
+    batches = batches_from_results(
+        results,
+        samples,
+        model="m",
+        kind="lm-eval-import",
+        source="x",
+        rules=parse_overrides([f"{k}={v}" for k, v in RULES.items()]),
+    )
     with pytest.raises(AggregateMismatch, match="task fx_gen"):
         load_batches(con, batches)
     assert con.sql("SELECT count(*) FROM loads").fetchall()[0][0] == 0

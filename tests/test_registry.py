@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 from embedllm import registry
-from tasks import register as reg
 from embedllm.errors import ConfigError
-from cli_run import run_cli
+from tasks import register as reg
 
 SMOL_GGUF = registry.package_dir(registry.SMOLLM2_PACKAGE) / registry.SMOLLM2_FILE
 
@@ -32,8 +32,14 @@ def _count(con, table: str = "models") -> int:
 
 def test_add_local_folder_stores_absolute_path_and_options(con, warehouse_path, model_folder, monkeypatch):
     monkeypatch.chdir(model_folder.parent)
-    entry = reg.add_model(warehouse_path, "./my-model", revision="v1", model_args="dtype=float32,batch_size=4",
-                               cost_per_mtok=0.5, tags=["small", "small", "local"])
+    entry = reg.add_model(
+        warehouse_path,
+        "./my-model",
+        revision="v1",
+        model_args="dtype=float32,batch_size=4",
+        cost_per_mtok=0.5,
+        tags=["small", "small", "local"],
+    )
     assert entry.name == str(model_folder.resolve())
     assert entry.model_args == {"dtype": "float32", "batch_size": 4}
     assert entry.tags == ("small", "local")
@@ -43,10 +49,14 @@ def test_add_local_folder_stores_absolute_path_and_options(con, warehouse_path, 
 
 def test_remove_keeps_history_and_re_add_reactivates(con, warehouse_path, model_folder):
     entry = reg.add_model(warehouse_path, str(model_folder))
-    con.execute("INSERT INTO questions (question_id, benchmark, task, prompt, split, source) "
-                "VALUES ('q1', 'b', 't', 'p', 'train', 'lm-eval')")
-    con.execute("INSERT INTO correctness (model_id, question_id, label, load_id) VALUES (?, 'q1', 1, 'l1')",
-                [entry.model_id])
+    con.execute(
+        "INSERT INTO questions (question_id, benchmark, task, prompt, split, source) "
+        "VALUES ('q1', 'b', 't', 'p', 'train', 'lm-eval')"
+    )
+    con.execute(
+        "INSERT INTO correctness (model_id, question_id, label, load_id) VALUES (?, 'q1', 1, 'l1')",
+        [entry.model_id],
+    )
     removed = reg.remove_model(warehouse_path, str(model_folder))
     assert not removed.active
     assert reg.list_models(warehouse_path) == []
@@ -107,10 +117,13 @@ def test_gguf_header_reports_architecture_and_exact_size():
     assert head["expected_bytes"] == SMOL_GGUF.stat().st_size
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"GGUF" + b"\xff" * 64, "does not load"),
-    (b"PK\x03\x04 not a gguf", "not a GGUF file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"GGUF" + b"\xff" * 64, "does not load"),
+        (b"PK\x03\x04 not a gguf", "not a GGUF file"),
+    ],
+)
 def test_gguf_that_does_not_load_is_rejected_and_no_row(con, warehouse_path, tmp_path, content, message):
     (tmp_path / "bad.gguf").write_bytes(content)
     with pytest.raises(ConfigError, match=message):
@@ -126,13 +139,23 @@ def test_truncated_gguf_is_rejected(con, warehouse_path, tmp_path):
 
 
 def test_display_name_with_pretrained_makes_a_prompting_variant(con, warehouse_path):
-    entry = reg.add_model(warehouse_path, "smol-chat", model_args={"pretrained": str(SMOL_GGUF.parent)},
-                               gguf_file=SMOL_GGUF.name, eval_args={"apply_chat_template": True})
+    entry = reg.add_model(
+        warehouse_path,
+        "smol-chat",
+        model_args={"pretrained": str(SMOL_GGUF.parent)},
+        gguf_file=SMOL_GGUF.name,
+        eval_args={"apply_chat_template": True},
+    )
     assert entry.name == "smol-chat" and entry.target == str(SMOL_GGUF.parent)
     assert entry.eval_args == {"apply_chat_template": True}
     with pytest.raises(ConfigError, match="unknown eval arg"):
-        reg.add_model(warehouse_path, "smol-x", model_args={"pretrained": str(SMOL_GGUF.parent)},
-                           gguf_file=SMOL_GGUF.name, eval_args={"temperature": 0})
+        reg.add_model(
+            warehouse_path,
+            "smol-x",
+            model_args={"pretrained": str(SMOL_GGUF.parent)},
+            gguf_file=SMOL_GGUF.name,
+            eval_args={"temperature": 0},
+        )
 
 
 def test_register_demo_models_is_idempotent(con, warehouse_path):
@@ -149,10 +172,12 @@ def test_register_demo_models_is_idempotent(con, warehouse_path):
 
 
 def test_unknown_model_gets_did_you_mean(con, warehouse_path, model_folder):
-    reg.add_model(warehouse_path, "smol-chat", model_args={"pretrained": str(SMOL_GGUF.parent)}, gguf_file=SMOL_GGUF.name)
+    reg.add_model(
+        warehouse_path, "smol-chat", model_args={"pretrained": str(SMOL_GGUF.parent)}, gguf_file=SMOL_GGUF.name
+    )
     with pytest.raises(ConfigError, match=r"did you mean 'smol-chat'"):
         reg.remove_model(warehouse_path, "smol-chta")
-    with pytest.raises(ConfigError, match=r"did you mean 'smol-chat'"):   # a short name for a longer one
+    with pytest.raises(ConfigError, match=r"did you mean 'smol-chat'"):  # a short name for a longer one
         reg.get_model(warehouse_path, "CHAT")
 
 
@@ -162,11 +187,10 @@ def test_parse_model_args_types_values():
         registry.parse_model_args("dtype")
 
 
-
-
 def test_cli_models_add_list_remove(warehouse_path, model_folder, capsys, monkeypatch):
-    code, out, err = run_cli(capsys, monkeypatch, "models", "add", str(model_folder), "--tag", "local",
-                             "--cost-per-mtok", "0.1")
+    code, out, err = run_cli(
+        capsys, monkeypatch, "models", "add", str(model_folder), "--tag", "local", "--cost-per-mtok", "0.1"
+    )
     assert code == 0, err
     assert "registered" in out
     code, out, _ = run_cli(capsys, monkeypatch, "models", "list", "--json")
@@ -179,6 +203,7 @@ def test_cli_models_add_list_remove(warehouse_path, model_folder, capsys, monkey
 
 
 # --------------------------------------------------------------------------------------------- registry file
+
 
 def write_registry(path: Path, *entries: str) -> Path:
     """Write a registry file whose `models:` list holds the given YAML flow mappings."""
@@ -198,33 +223,43 @@ def two_folders(tmp_path) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
-def test_sync_adds_updates_revision_and_deactivates_removed_keeping_history(con, warehouse_path, two_folders,
-                                                                               tmp_path):
+def test_sync_adds_updates_revision_and_deactivates_removed_keeping_history(
+    con, warehouse_path, two_folders, tmp_path
+):
     a, b = two_folders
     file = tmp_path / "models.yaml"
-    first = reg.sync_registry(warehouse_path, write_registry(file, f"{{name: {a}, revision: v1, tags: [x]}}",
-                                                             f"{{name: {b}}}"))
+    first = reg.sync_registry(
+        warehouse_path, write_registry(file, f"{{name: {a}, revision: v1, tags: [x]}}", f"{{name: {b}}}")
+    )
     assert [(c.name, c.change) for c in first.changes] == [(str(a), "added"), (str(b), "added")]
     model_b = reg.get_model(warehouse_path, str(b)).model_id
-    con.execute("INSERT INTO questions (question_id, benchmark, task, prompt, split, source) "
-                "VALUES ('q1', 'b', 't', 'p', 'train', 'lm-eval')")
-    con.execute("INSERT INTO correctness (model_id, question_id, label, load_id) VALUES (?, 'q1', 1, 'l1')",
-                [model_b])
+    con.execute(
+        "INSERT INTO questions (question_id, benchmark, task, prompt, split, source) "
+        "VALUES ('q1', 'b', 't', 'p', 'train', 'lm-eval')"
+    )
+    con.execute(
+        "INSERT INTO correctness (model_id, question_id, label, load_id) VALUES (?, 'q1', 1, 'l1')", [model_b]
+    )
 
-    again = reg.sync_registry(warehouse_path, file)                      # nothing changed: nothing written
+    again = reg.sync_registry(warehouse_path, file)  # nothing changed: nothing written
     assert [c.change for c in again.changes] == ["unchanged", "unchanged"] and again.report.skipped
 
     second = reg.sync_registry(warehouse_path, write_registry(file, f"{{name: {a}, revision: v2, tags: [x]}}"))
-    assert second.line() == (f"models.yaml: 1 updated ({a} (revision v1 -> v2)), 1 deactivated ({b}), "
-                             "0 unchanged")
+    assert second.line() == (f"models.yaml: 1 updated ({a} (revision v1 -> v2)), 1 deactivated ({b}), 0 unchanged")
     assert reg.get_model(warehouse_path, str(a)).revision == "v2"
     assert [e.name for e in reg.list_models(warehouse_path)] == [str(a)]
     removed = reg.get_model(warehouse_path, str(b))
     assert not removed.active and removed.model_id == model_b
-    assert _count(con, "correctness") == 1                               # labels stay with the deactivated model
-    changes = [(h["name"], h["change"], h["previous_revision"], h["revision"]) for h in reg.history(warehouse_path)]
-    assert changes == [(str(a), "added", None, "v1"), (str(b), "added", None, None),
-                       (str(a), "updated", "v1", "v2"), (str(b), "deactivated", None, None)]
+    assert _count(con, "correctness") == 1  # labels stay with the deactivated model
+    changes = [
+        (h["name"], h["change"], h["previous_revision"], h["revision"]) for h in reg.history(warehouse_path)
+    ]
+    assert changes == [
+        (str(a), "added", None, "v1"),
+        (str(b), "added", None, None),
+        (str(a), "updated", "v1", "v2"),
+        (str(b), "deactivated", None, None),
+    ]
 
 
 def test_sync_leaves_models_added_by_hand_alone(con, warehouse_path, two_folders, tmp_path):
@@ -243,15 +278,19 @@ def test_sync_that_leaves_no_active_model_says_how_to_add_one(con, warehouse_pat
     with pytest.raises(ConfigError) as exc:
         reg.sync_registry(warehouse_path, file)
     assert str(exc.value) == f"no active model: add one to {file} or run `embedllm models add NAME`"
-    assert reg.list_models(warehouse_path) == []                          # the deactivation itself is committed
+    assert reg.list_models(warehouse_path) == []  # the deactivation itself is committed
 
 
-def test_unknown_field_in_registry_file_gets_did_you_mean_naming_file_and_entry(con, warehouse_path, two_folders,
-                                                                                 tmp_path):
+def test_unknown_field_in_registry_file_gets_did_you_mean_naming_file_and_entry(
+    con, warehouse_path, two_folders, tmp_path
+):
     a, _ = two_folders
     file = write_registry(tmp_path / "m.yaml", f"{{name: {a}}}", "{name: other, revison: main}")
-    with pytest.raises(ConfigError, match=r"m\.yaml: entry 2 \(other\): unknown field 'revison' "
-                                          r"\(did you mean 'revision'\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"m\.yaml: entry 2 \(other\): unknown field 'revison' "
+        r"\(did you mean 'revision'\?\)",
+    ):
         reg.sync_registry(warehouse_path, file)
     assert _count(con) == 0
 
@@ -274,12 +313,17 @@ def test_cli_models_sync_prints_one_line(warehouse_path, two_folders, tmp_path, 
 
 # ------------------------------------------------------------------------------------------------- API models
 
+
 def test_api_model_stores_endpoint_and_key_name_never_the_key(con, warehouse_path, monkeypatch):
     monkeypatch.setenv("MY_ENDPOINT_KEY", "sk-secret-value")
-    entry = reg.add_model(warehouse_path, "served-model", base_url="http://127.0.0.1:8123/v1",
-                          api_key_env="MY_ENDPOINT_KEY")
-    assert (entry.backend, entry.base_url, entry.api_key_env) == ("local-completions", "http://127.0.0.1:8123/v1",
-                                                                  "MY_ENDPOINT_KEY")
+    entry = reg.add_model(
+        warehouse_path, "served-model", base_url="http://127.0.0.1:8123/v1", api_key_env="MY_ENDPOINT_KEY"
+    )
+    assert (entry.backend, entry.base_url, entry.api_key_env) == (
+        "local-completions",
+        "http://127.0.0.1:8123/v1",
+        "MY_ENDPOINT_KEY",
+    )
     args = entry.lm_eval_model_args()
     assert args["base_url"] == "http://127.0.0.1:8123/v1/completions" and args["model"] == "served-model"
     assert args["tokenized_requests"] is False and args["tokenizer_backend"] == "none"
@@ -287,12 +331,18 @@ def test_api_model_stores_endpoint_and_key_name_never_the_key(con, warehouse_pat
     assert "sk-secret-value" not in str(dump) and "MY_ENDPOINT_KEY" in str(dump)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"base_url": "127.0.0.1:8000"}, "is not an http(s) URL"),
-    ({"base_url": "http://127.0.0.1:8000/v1", "api_key_env": "sk-123 abc"}, "is not an environment variable NAME"),
-    ({"api_key_env": "KEY"}, "--api-key-env needs --base-url"),
-    ({"base_url": "http://127.0.0.1:8000/v1", "backend": "hf"}, "--base-url needs an API backend"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"base_url": "127.0.0.1:8000"}, "is not an http(s) URL"),
+        (
+            {"base_url": "http://127.0.0.1:8000/v1", "api_key_env": "sk-123 abc"},
+            "is not an environment variable NAME",
+        ),
+        ({"api_key_env": "KEY"}, "--api-key-env needs --base-url"),
+        ({"base_url": "http://127.0.0.1:8000/v1", "backend": "hf"}, "--base-url needs an API backend"),
+    ],
+)
 def test_bad_endpoint_is_one_line_error_and_no_row(con, warehouse_path, kwargs, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         reg.add_model(warehouse_path, "served-model", **kwargs)

@@ -12,8 +12,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import polars as pl
@@ -21,18 +21,25 @@ import pytest
 
 import warehouse
 from embedllm.ids import question_id
-from embedllm.synthetic import make_matrix
-from tasks.load import Batch, Meta, load_batches
 from embedllm.report import costs_and_rule, family_of, nearest_neighbours
 from embedllm.routing import routing_curve
+from embedllm.synthetic import make_matrix
+from tasks.load import Batch, Meta, load_batches
 from tasks.report import NoTrainingRun, build_report
 
-EMBEDDER = "all-MiniLM-L6-v2"   # synthetic 384-d vectors stored under the demo embedder's name
+EMBEDDER = "all-MiniLM-L6-v2"  # synthetic 384-d vectors stored under the demo embedder's name
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-IMAGES = {"embedding_map.png", "accuracy_heatmap.png", "forecast_vs_observed.png", "calibration.png", "routing.png"}
+IMAGES = {
+    "embedding_map.png",
+    "accuracy_heatmap.png",
+    "forecast_vs_observed.png",
+    "calibration.png",
+    "routing.png",
+}
 
 
 # ------------------------------------------------------------------------------------------ real warehouses
+
 
 def load_synthetic(con, n_models: int, n_questions: int, *, seed: int = 0, one_benchmark: bool = False) -> None:
     """Load a synthetic matrix through the real loader and store its question embeddings."""
@@ -41,16 +48,33 @@ def load_synthetic(con, n_models: int, n_questions: int, *, seed: int = 0, one_b
     qids = [question_id(f"synthetic_{b}", f"doc{j}") for j, b in enumerate(bench)]
     batches = []
     for i, name in enumerate(sm.model_names):
-        rows = pl.DataFrame({"question_id": qids, "benchmark": bench.tolist(),
-                             "task": [f"synthetic_{b}" for b in bench],
-                             "prompt": [f"synthetic question {j}" for j in range(n_questions)],
-                             "label": sm.labels[i]})
-        batches.append(Batch(Meta(kind="embedllm-csv", content_hash=f"report-test-{seed}-{i}", model=name,
-                                  task="synthetic"), rows))
+        rows = pl.DataFrame(
+            {
+                "question_id": qids,
+                "benchmark": bench.tolist(),
+                "task": [f"synthetic_{b}" for b in bench],
+                "prompt": [f"synthetic question {j}" for j in range(n_questions)],
+                "label": sm.labels[i],
+            }
+        )
+        batches.append(
+            Batch(
+                Meta(kind="embedllm-csv", content_hash=f"report-test-{seed}-{i}", model=name, task="synthetic"),
+                rows,
+            )
+        )
     load_batches(con, batches)
-    warehouse.upsert(con, "question_embeddings", pl.DataFrame({
-        "question_id": qids, "embedder": EMBEDDER,
-        "embedding": pl.Series([v for v in sm.embeddings], dtype=pl.List(pl.Float32))}))
+    warehouse.upsert(
+        con,
+        "question_embeddings",
+        pl.DataFrame(
+            {
+                "question_id": qids,
+                "embedder": EMBEDDER,
+                "embedding": pl.Series([v for v in sm.embeddings], dtype=pl.List(pl.Float32)),
+            }
+        ),
+    )
 
 
 def train_for_report(db: Path) -> str:
@@ -70,10 +94,12 @@ def trained_warehouse(tmp_path_factory) -> Path:
     with warehouse.session(path) as con:
         load_synthetic(con, 16, 600, seed=3)
         names = [r[0] for r in con.execute("SELECT name FROM models ORDER BY name").fetchall()]
-        for i, name in enumerate(names):       # family from the name; every third model has no cost
-            con.execute("UPDATE models SET family = ?, cost_per_mtok = ? WHERE name = ?",
-                        [name.split("/")[1].split("-")[0], None if i % 3 == 0 else 0.2 + 0.4 * i, name])
-    train_for_report(path)                     # checkpoints land beside this warehouse
+        for i, name in enumerate(names):  # family from the name; every third model has no cost
+            con.execute(
+                "UPDATE models SET family = ?, cost_per_mtok = ? WHERE name = ?",
+                [name.split("/")[1].split("-")[0], None if i % 3 == 0 else 0.2 + 0.4 * i, name],
+            )
+    train_for_report(path)  # checkpoints land beside this warehouse
     return path
 
 
@@ -85,6 +111,7 @@ def report_index(trained_warehouse, tmp_path_factory) -> Path:
 
 # ------------------------------------------------------------------------------------------------- report
 
+
 def test_report_writes_page_with_every_plot(report_index):
     page = report_index.read_text()
     assert report_index.name == "index.html"
@@ -93,13 +120,13 @@ def test_report_writes_page_with_every_plot(report_index):
         assert f'src="{image}"' in page
     assert page.count('class="caption"') >= 6
     assert "Nearest neighbours" in page and "<td><b>synthetic/" in page
-    assert "without a registered cost count as free" in page   # the missing-cost rule is stated
+    assert "without a registered cost count as free" in page  # the missing-cost rule is stated
 
 
 def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, warehouse_path, tmp_path):
-    load_synthetic(con, 2, 150, seed=5, one_benchmark=True)   # two models, one benchmark, no costs, no tags
+    load_synthetic(con, 2, 150, seed=5, one_benchmark=True)  # two models, one benchmark, no costs, no tags
     train_for_report(warehouse_path)
-    con.close()                                               # the report reads on a read-only session
+    con.close()  # the report reads on a read-only session
     page = build_report(warehouse_path, out_dir=tmp_path / "out").read_text()
     assert "t-SNE needs at least 4 models" in page
     assert "Only one benchmark" in page
@@ -110,7 +137,9 @@ def test_report_on_degenerate_warehouse_notes_instead_of_failing(con, warehouse_
 def test_report_without_training_run_says_train_first(con, warehouse_path, tmp_path):
     load_synthetic(con, 3, 50)
     con.close()
-    with pytest.raises(NoTrainingRun, match=f"no completed training run in {warehouse_path}: run `embedllm train`"):
+    with pytest.raises(
+        NoTrainingRun, match=f"no completed training run in {warehouse_path}: run `embedllm train`"
+    ):
         build_report(warehouse_path, out_dir=tmp_path)
 
 
@@ -120,8 +149,9 @@ def test_report_unknown_run_lists_recent_runs(trained_warehouse, tmp_path):
 
 
 def test_cli_report_prints_index_path_in_default_folder(trained_warehouse):
-    out = subprocess.run(["embedllm", "report", "-w", str(trained_warehouse)], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        ["embedllm", "report", "-w", str(trained_warehouse)], capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     with warehouse.session(trained_warehouse, read_only=True) as con:
         run_id = con.execute("SELECT run_id FROM latest_training_run").fetchall()[0][0]
@@ -133,14 +163,17 @@ def test_cli_report_prints_index_path_in_default_folder(trained_warehouse):
 def test_cli_report_without_run_is_one_line_error(tmp_path):
     with warehouse.session(tmp_path / "empty.duckdb"):
         pass
-    out = subprocess.run(["embedllm", "report", "-w", str(tmp_path / "empty.duckdb")], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        ["embedllm", "report", "-w", str(tmp_path / "empty.duckdb")], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines() == [
-        f"error: no completed training run in {tmp_path / 'empty.duckdb'}: run `embedllm train` first"]
+        f"error: no completed training run in {tmp_path / 'empty.duckdb'}: run `embedllm train` first"
+    ]
 
 
 # ------------------------------------------------------------------------------------ hand-computed pieces
+
 
 def test_family_falls_back_to_tag_then_name_prefix():
     assert family_of("org/model-7b", "llama", ["chat"]) == "llama"
@@ -181,6 +214,7 @@ def test_nearest_neighbours_by_cosine():
 
 # ------------------------------------------------------------------------------------------------ browser
 
+
 @contextlib.contextmanager
 def serve(directory: Path) -> Iterator[str]:
     """Serve DIRECTORY on 127.0.0.1 (a free port) in a thread; yield the base URL."""
@@ -208,11 +242,25 @@ class Browser:
     def __init__(self, executable: str):
         self.profile = tempfile.mkdtemp(prefix="embedllm-chromium-")
         self.proc = subprocess.Popen(
-            [executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--remote-debugging-port=0", "--remote-allow-origins=*",
-             f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                executable,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-dev-shm-usage",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.ws = self._connect()
         self._id = 0
 
@@ -250,9 +298,11 @@ class Browser:
             self.send(f"{domain}.enable")
         self.send("Page.navigate", {"url": url})
         self._pump(errors, until=lambda m: m.get("method") == "Page.loadEventFired", timeout=timeout)
-        self._pump(errors, until=lambda m: False, timeout=1.0)       # late console messages
-        probe = ("JSON.stringify(Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
-                 "complete: i.complete, width: i.naturalWidth})))")
+        self._pump(errors, until=lambda m: False, timeout=1.0)  # late console messages
+        probe = (
+            "JSON.stringify(Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
+            "complete: i.complete, width: i.naturalWidth})))"
+        )
         call = self.send("Runtime.evaluate", {"expression": probe, "returnByValue": True})
         reply = self._pump(errors, until=lambda m: m.get("id") == call, timeout=timeout)
         return json.loads(reply["result"]["result"]["value"]), errors
@@ -267,8 +317,9 @@ class Browser:
                 break
             method, params = msg.get("method"), msg.get("params", {})
             if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-                errors.append("console: " + " ".join(str(a.get("value", a.get("description")))
-                                                     for a in params["args"]))
+                errors.append(
+                    "console: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
+                )
             elif method == "Runtime.exceptionThrown":
                 errors.append("exception: " + params["exceptionDetails"].get("text", ""))
             elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
@@ -294,7 +345,9 @@ class Browser:
 def browser() -> Iterator[Browser]:
     """A headless Chromium for this module (skipped when Debian's chromium is not installed)."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (CI installs it: apt-get install -y --no-install-recommends chromium)")
+        pytest.skip(
+            "chromium is not installed (CI installs it: apt-get install -y --no-install-recommends chromium)"
+        )
     b = Browser(CHROMIUM)
     yield b
     b.close()
@@ -311,7 +364,8 @@ def test_report_page_loads_every_image_without_console_errors(report_index, brow
 def test_browser_check_catches_broken_image_and_console_error(browser, tmp_path):
     (tmp_path / "index.html").write_text(
         "<!DOCTYPE html><html><head><link rel='icon' href='data:,'></head><body>"
-        "<img src='missing.png'><script>console.error('planted error')</script></body></html>")
+        "<img src='missing.png'><script>console.error('planted error')</script></body></html>"
+    )
     with serve(tmp_path) as base:
         images, errors = browser.open(base + "index.html")
     assert images == [{"src": "missing.png", "complete": True, "width": 0}]

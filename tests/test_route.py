@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from embedllm.model import EmbedLLM, EmbedLLMConfig
 from embedllm.errors import InputError
+from embedllm.model import EmbedLLM, EmbedLLMConfig
 from embedllm.routing import RouteBatch, Router, check_questions, normalised_costs, route_embeddings
 
 
@@ -24,7 +24,7 @@ def hand_model():
     with torch.no_grad():
         model.question_proj.weight.copy_(torch.eye(2))
         model.question_proj.bias.zero_()
-        model.classifier.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))   # out_1 - out_0 = sum(p * q)
+        model.classifier.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))  # out_1 - out_0 = sum(p * q)
         model.classifier.bias.zero_()
         model.model_embedding.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))
     return model.eval()
@@ -53,13 +53,14 @@ def test_unknown_costs_count_as_free_and_no_costs_change_nothing():
 
 
 def test_models_that_may_not_be_chosen_never_are(hand_model):
-    batch = route_embeddings(hand_model, np.array([[1.0, 0.0]], dtype=np.float32),
-                             allowed=np.array([False, True, True]))
+    batch = route_embeddings(
+        hand_model, np.array([[1.0, 0.0]], dtype=np.float32), allowed=np.array([False, True, True])
+    )
     assert batch.chosen.tolist() == [2] and batch.top(2).tolist() == [[2, 1]]
 
 
 def test_given_model_vectors_replace_the_trained_table(hand_model):
-    vectors = torch.tensor([[0.0, 0.0], [-3.0, 0.0], [0.0, 3.0], [3.0, 0.0]])   # e.g. with an onboarded model
+    vectors = torch.tensor([[0.0, 0.0], [-3.0, 0.0], [0.0, 3.0], [3.0, 0.0]])  # e.g. with an onboarded model
     batch = route_embeddings(hand_model, np.array([[1.0, 0.0]], dtype=np.float32), model_vectors=vectors)
     np.testing.assert_allclose(batch.p[0], [0.5, sigmoid(-3), 0.5, sigmoid(3)], rtol=1e-6)
     assert batch.chosen.tolist() == [3]
@@ -79,9 +80,15 @@ def test_top_orders_by_utility():
 @pytest.fixture
 def hand_router(hand_model):
     """A Router over the hand model's three vectors: a (cost 10), b (free, no cost), c (cost 5, inactive)."""
-    return Router(run={"run_id": "r1", "embedder": "hand-2"}, model=hand_model,
-                  vectors=hand_model.model_embedding.weight.detach().clone(), names=["a", "b", "c"], ids=[7, 8, 9],
-                  costs=[10.0, None, 5.0], active=np.array([True, True, False]))
+    return Router(
+        run={"run_id": "r1", "embedder": "hand-2"},
+        model=hand_model,
+        vectors=hand_model.model_embedding.weight.detach().clone(),
+        names=["a", "b", "c"],
+        ids=[7, 8, 9],
+        costs=[10.0, None, 5.0],
+        active=np.array([True, True, False]),
+    )
 
 
 def test_router_ranks_allowed_active_models_by_hand_computed_utility(hand_router):

@@ -80,14 +80,16 @@ def test_structure_check_catches_a_planted_upward_import(tmp_path):
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "embedllm" / "cli").mkdir()
-    (tmp_path / "embedllm" / "cli" / "__init__.py").write_text("import flows\n")          # edge -> flows: fine
-    (tmp_path / "tasks" / "train.py").write_text("import warehouse\nfrom embedllm import model\n")   # fine
-    (tmp_path / "embedllm" / "model.py").write_text(textwrap.dedent("""
+    (tmp_path / "embedllm" / "cli" / "__init__.py").write_text("import flows\n")  # edge -> flows: fine
+    (tmp_path / "tasks" / "train.py").write_text("import warehouse\nfrom embedllm import model\n")  # fine
+    (tmp_path / "embedllm" / "model.py").write_text(
+        textwrap.dedent("""
         def load():
             from tasks.train import fit    # core -> tasks: upward, even when lazy
             return fit
-    """))
-    (tmp_path / "warehouse" / "__init__.py").write_text("from flows import steps\n")   # warehouse -> flows
+    """)
+    )
+    (tmp_path / "warehouse" / "__init__.py").write_text("from flows import steps\n")  # warehouse -> flows
     found = upward_imports(tmp_path)
     assert len(found) == 2
     assert any("embedllm.model (core) imports tasks.train (tasks)" in p for p in found)
@@ -107,14 +109,18 @@ def test_warehouse_env_is_read_only_at_the_edges():
         for file in sorted((ROOT / package).rglob("*.py")):
             text = code_without_strings(file)
             edge = layer_of(module_name(ROOT, file)) in ("edge", "flows") or file.name == "settings.py"
-            if not edge and ("resolve_warehouse(" in text or "EMBEDLLM_WAREHOUSE" in text or "WAREHOUSE_ENV" in text):
+            if not edge and (
+                "resolve_warehouse(" in text or "EMBEDLLM_WAREHOUSE" in text or "WAREHOUSE_ENV" in text
+            ):
                 readers.append(str(file.relative_to(ROOT)))
     assert readers == []
 
 
 def test_model_module_loads_torch_and_yaml_only():
-    code = ("import sys, embedllm.model; heavy = {'duckdb', 'polars', 'pyarrow', 'warehouse', 'tasks', 'flows', "
-            "'prefect', 'sentence_transformers', 'lm_eval'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
+    code = (
+        "import sys, embedllm.model; heavy = {'duckdb', 'polars', 'pyarrow', 'warehouse', 'tasks', 'flows', "
+        "'prefect', 'sentence_transformers', 'lm_eval'}; print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -124,20 +130,49 @@ def test_wheel_installs_and_migrates_a_new_warehouse(tmp_path):
     """A non-editable install (wheel in a fresh venv) ships sql/ and the config: `embedllm` works outside the clone."""
     wheel_dir, venv, work, src = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere", tmp_path / "src"
     work.mkdir()
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in tracked:   # build from a copy of the tracked files, so nothing is written into the checkout
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:  # build from a copy of the tracked files, so nothing is written into the checkout
         if name.split("/")[0] in ("pyproject.toml", "README.md", *PACKAGES, "sql") and (ROOT / name).is_file():
             (src / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, src / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(wheel_dir), str(src)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(wheel_dir.glob("embedllm-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     deps = next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-    (site / "_embedllm_deps.pth").write_text(deps + "\n")   # the dependencies of this env, not its embedllm
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps",
-                    "-q", str(wheel)], check=True, capture_output=True)
+    (site / "_embedllm_deps.pth").write_text(deps + "\n")  # the dependencies of this env, not its embedllm
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "EMBEDLLM_WAREHOUSE")}
     run = lambda *args: subprocess.run(args, capture_output=True, text=True, cwd=work, env=env, timeout=300)
     where = run(str(venv / "bin" / "python"), "-c", "import embedllm, sql; print(embedllm.__file__, sql.__file__)")
@@ -145,7 +180,11 @@ def test_wheel_installs_and_migrates_a_new_warehouse(tmp_path):
     helped = run(str(venv / "bin" / "embedllm"), "run", "--help")
     assert helped.returncode == 0 and "--limit" in helped.stdout, helped.stderr
     status = run(str(venv / "bin" / "embedllm"), "status", "--warehouse", str(work / "new.duckdb"))
-    migrated = run(str(venv / "bin" / "python"), "-c", "import warehouse; con = warehouse.connect('fresh.duckdb');"
-                   " print(con.execute('SELECT count(*) FROM _migrations').fetchall()[0][0])")
+    migrated = run(
+        str(venv / "bin" / "python"),
+        "-c",
+        "import warehouse; con = warehouse.connect('fresh.duckdb');"
+        " print(con.execute('SELECT count(*) FROM _migrations').fetchall()[0][0])",
+    )
     assert migrated.returncode == 0 and int(migrated.stdout.strip()) >= 10, migrated.stderr
     assert status.returncode in (0, 1) and "Traceback" not in status.stderr, status.stderr

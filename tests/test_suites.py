@@ -11,8 +11,18 @@ from embedllm.errors import ConfigError
 from embedllm.suites import SUITES_DIR, load_suite, resolve_tasks
 
 LM_EVAL_TASKS = Path(lm_eval.tasks.__file__).parent
-PAPER_FOLDERS = ["mmlu/default", "truthfulqa", "siqa", "piqa", "medmcqa", "mathqa", "logiqa", "gsm8k", "gpqa",
-                 "asdiv"]
+PAPER_FOLDERS = [
+    "mmlu/default",
+    "truthfulqa",
+    "siqa",
+    "piqa",
+    "medmcqa",
+    "mathqa",
+    "logiqa",
+    "gsm8k",
+    "gpqa",
+    "asdiv",
+]
 DEMO_SUITE = SUITES_DIR.parent.parent / "demo_suite"
 
 
@@ -25,13 +35,24 @@ def write_suite(tmp_path: Path, text: str, name: str = "mine.yaml") -> Path:
 
 def test_paper_suite_names_the_ten_benchmarks_with_rules():
     suite = load_suite("paper")
-    assert suite.task_names == ["mmlu", "truthfulqa_mc2", "social_iqa", "piqa", "medmcqa", "mathqa", "logiqa",
-                                "gsm8k", "gpqa_main_zeroshot", "asdiv"]
+    assert suite.task_names == [
+        "mmlu",
+        "truthfulqa_mc2",
+        "social_iqa",
+        "piqa",
+        "medmcqa",
+        "mathqa",
+        "logiqa",
+        "gsm8k",
+        "gpqa_main_zeroshot",
+        "asdiv",
+    ]
     rules = {t.task: str(t.label_rule) for t in suite.tasks}
     assert rules["gsm8k"] == "exact_match,flexible-extract"
     assert rules["truthfulqa_mc2"] == "acc>0.5"
-    assert sorted(suite.benchmark_of().values()) == sorted(["mmlu", "truthfulqa", "social_iqa", "piqa", "medmcqa",
-                                                            "mathqa", "logiqa", "gsm8k", "gpqa", "asdiv"])
+    assert sorted(suite.benchmark_of().values()) == sorted(
+        ["mmlu", "truthfulqa", "social_iqa", "piqa", "medmcqa", "mathqa", "logiqa", "gsm8k", "gpqa", "asdiv"]
+    )
 
 
 def test_paper_tasks_exist_in_lm_eval_index():
@@ -55,7 +76,7 @@ def test_demo_suite_resolves_without_indexing_lm_eval_builtins():
 
     suite = load_suite("demo")
     tm = task_manager(suite)
-    assert "mmlu" not in tm.task_index            # only the include_path was indexed: fast
+    assert "mmlu" not in tm.task_index  # only the include_path was indexed: fast
     infos = resolve_tasks(suite, tm)
     assert set(infos) == set(suite.task_names) and all(i.version for i in infos.values())
     assert suite.include_path == (DEMO_SUITE.resolve(),)
@@ -67,17 +88,22 @@ def test_unknown_suite_did_you_mean():
 
 
 def test_suite_by_path_with_user_include_path(tmp_path):
-    path = write_suite(tmp_path, f"name: mine\ninclude_path: {DEMO_SUITE}\ntasks:\n"
-                                 "  - demo_logic\n  - {task: demo_gen_math, benchmark: sums, num_fewshot: 2}\n")
+    path = write_suite(
+        tmp_path,
+        f"name: mine\ninclude_path: {DEMO_SUITE}\ntasks:\n"
+        "  - demo_logic\n  - {task: demo_gen_math, benchmark: sums, num_fewshot: 2}\n",
+    )
     suite = load_suite(path)
     assert suite.name == "mine" and suite.get("demo_gen_math").benchmark == "sums"
     assert suite.get("demo_gen_math").num_fewshot == 2
-    assert str(suite.get("demo_logic").label_rule) == "acc"            # default from label_rules.yaml
+    assert str(suite.get("demo_logic").label_rule) == "acc"  # default from label_rules.yaml
     assert set(resolve_tasks(suite)) == {"demo_logic", "demo_gen_math"}
 
 
 def test_unknown_task_did_you_mean(tmp_path):
-    path = write_suite(tmp_path, f"include_path: {DEMO_SUITE}\ntasks:\n  - {{task: demo_logik, label_rule: acc}}\n")
+    path = write_suite(
+        tmp_path, f"include_path: {DEMO_SUITE}\ntasks:\n  - {{task: demo_logik, label_rule: acc}}\n"
+    )
     from lm_eval.tasks import TaskManager
 
     tm = TaskManager(include_path=str(DEMO_SUITE), include_defaults=False)  # the CLI also indexes lm-eval's own
@@ -91,17 +117,23 @@ def test_task_without_label_rule_is_refused(tmp_path):
         load_suite(path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("tasks: [\n", r"mine\.yaml:\d+:\d+: malformed YAML"),
-    ("tasks: []\n", "non-empty `tasks:` list"),
-    ("taks: [demo_logic]\n", "non-empty `tasks:` list"),
-    ("tasks: [demo_logic]\nnum_fewshots: 2\n", r"unknown key\(s\) num_fewshots \(did you mean 'num_fewshot'\?\)"),
-    ("tasks:\n  - {task: demo_logic, rule: acc}\n", r"tasks\[0\]: unknown key\(s\) rule"),
-    ("tasks: [demo_logic, demo_logic]\n", "listed twice: demo_logic"),
-    ("include_path: nowhere\ntasks: [demo_logic]\n", "include_path nowhere"),
-    ("tasks:\n  - {task: demo_logic, label_rule: 'acc>>1'}\n", "bad label rule"),
-    ("tasks:\n  - {task: demo_logic, num_fewshot: -1}\n", "num_fewshot must be a non-negative integer"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("tasks: [\n", r"mine\.yaml:\d+:\d+: malformed YAML"),
+        ("tasks: []\n", "non-empty `tasks:` list"),
+        ("taks: [demo_logic]\n", "non-empty `tasks:` list"),
+        (
+            "tasks: [demo_logic]\nnum_fewshots: 2\n",
+            r"unknown key\(s\) num_fewshots \(did you mean 'num_fewshot'\?\)",
+        ),
+        ("tasks:\n  - {task: demo_logic, rule: acc}\n", r"tasks\[0\]: unknown key\(s\) rule"),
+        ("tasks: [demo_logic, demo_logic]\n", "listed twice: demo_logic"),
+        ("include_path: nowhere\ntasks: [demo_logic]\n", "include_path nowhere"),
+        ("tasks:\n  - {task: demo_logic, label_rule: 'acc>>1'}\n", "bad label rule"),
+        ("tasks:\n  - {task: demo_logic, num_fewshot: -1}\n", "num_fewshot must be a non-negative integer"),
+    ],
+)
 def test_malformed_suite_is_one_line_error(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_suite(write_suite(tmp_path, text))

@@ -17,13 +17,17 @@ import yaml
 
 from embedllm.errors import ConfigError
 from embedllm.ids import question_id
-from tasks.load import Batch, Meta, load_batches
 from embedllm.validation import CHECKS, ERROR, FAIL, ValidationFailed, load_config, run_checks
+from tasks.load import Batch, Meta, load_batches
 from tasks.validate import collect_frames, current_validation, validate
 
 MODELS = ("m1", "m2", "m3")
 # benchmark -> (task, n questions, n_choices or None for generative, accuracy the labels are drawn with)
-BENCHMARKS = {"mc": ("mc_task", 60, 4, 0.6), "gen": ("gen_task", 60, None, 0.5), "tiny": ("tiny_task", 10, None, 0.5)}
+BENCHMARKS = {
+    "mc": ("mc_task", 60, 4, 0.6),
+    "gen": ("gen_task", 60, None, 0.5),
+    "tiny": ("tiny_task", 10, None, 0.5),
+}
 
 
 def _split(i: int) -> str:
@@ -43,16 +47,34 @@ def _batches() -> list[Batch]:
     for model in MODELS:
         for bench, (task, n, choices, acc) in BENCHMARKS.items():
             labels = (rng.random(n) < acc).astype(np.int8)
-            labels[:2] = [0, 1]                                   # never all-equal by chance
+            labels[:2] = [0, 1]  # never all-equal by chance
             if bench == "tiny" and model == "m1":
-                labels[:] = 0                                     # all-equal on a small benchmark is allowed
-            rows = pl.DataFrame({
-                "question_id": [_qid(bench, i) for i in range(n)], "benchmark": bench, "task": task,
-                "doc_id": list(range(n)), "prompt": [f"{bench} question {i}?" for i in range(n)],
-                "n_choices": [choices] * n, "split": [_split(i) for i in range(n)], "label": labels,
-            }, schema_overrides={"n_choices": pl.Int64})
-            batches.append(Batch(Meta(kind="lm-eval-import", content_hash=f"{model}-{task}", model=model, task=task,
-                                      source=f"test/{model}/{task}"), rows))
+                labels[:] = 0  # all-equal on a small benchmark is allowed
+            rows = pl.DataFrame(
+                {
+                    "question_id": [_qid(bench, i) for i in range(n)],
+                    "benchmark": bench,
+                    "task": task,
+                    "doc_id": list(range(n)),
+                    "prompt": [f"{bench} question {i}?" for i in range(n)],
+                    "n_choices": [choices] * n,
+                    "split": [_split(i) for i in range(n)],
+                    "label": labels,
+                },
+                schema_overrides={"n_choices": pl.Int64},
+            )
+            batches.append(
+                Batch(
+                    Meta(
+                        kind="lm-eval-import",
+                        content_hash=f"{model}-{task}",
+                        model=model,
+                        task=task,
+                        source=f"test/{model}/{task}",
+                    ),
+                    rows,
+                )
+            )
     return batches
 
 
@@ -104,8 +126,10 @@ def test_empty_warehouse_fails_labels_present(con, warehouse_path):
 
 def test_null_label_fails_label_not_null(clean, warehouse_path):
     relax(clean, "correctness")
-    clean.execute("UPDATE correctness SET label = NULL WHERE question_id = ? AND model_id = ?",
-                  [_qid("gen", 3), model_id(clean, "m2")])
+    clean.execute(
+        "UPDATE correctness SET label = NULL WHERE question_id = ? AND model_id = ?",
+        [_qid("gen", 3), model_id(clean, "m2")],
+    )
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_not_null"}
     check = c.check("label_not_null")
@@ -118,18 +142,20 @@ def test_label_outside_zero_one_fails_label_in_set(clean, warehouse_path):
     clean.execute("UPDATE correctness SET label = 2 WHERE question_id IN (?, ?)", [_qid("gen", 5), _qid("gen", 6)])
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_in_set"}
-    assert c.check("label_in_set").unexpected_count == 6          # two questions x three models
+    assert c.check("label_in_set").unexpected_count == 6  # two questions x three models
     assert {str(ex["label"]) for ex in c.check("label_in_set").examples} == {"2"}
 
 
 def test_duplicate_model_question_pair_fails_label_pair_unique(clean, warehouse_path):
     relax(clean, "correctness")
-    clean.execute("INSERT INTO correctness SELECT * FROM correctness WHERE question_id = ? AND model_id = ?",
-                  [_qid("mc", 4), model_id(clean, "m1")])
+    clean.execute(
+        "INSERT INTO correctness SELECT * FROM correctness WHERE question_id = ? AND model_id = ?",
+        [_qid("mc", 4), model_id(clean, "m1")],
+    )
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"label_pair_unique"}
     check = c.check("label_pair_unique")
-    assert check.unexpected_count == 2                            # both rows of the pair
+    assert check.unexpected_count == 2  # both rows of the pair
     assert check.examples[0]["question_id"] == _qid("mc", 4)
 
 
@@ -192,9 +218,11 @@ def test_skewed_split_shares_fail_split_shares(clean, warehouse_path):
 
 
 def test_missing_labels_fail_coverage_and_list_the_gap(clean, warehouse_path):
-    clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
-                  "(SELECT question_id FROM questions WHERE task = 'mc_task' AND doc_id IN (2, 3, 5, 8, 10, 11, 40))",
-                  [model_id(clean, "m2")])
+    clean.execute(
+        "DELETE FROM correctness WHERE model_id = ? AND question_id IN "
+        "(SELECT question_id FROM questions WHERE task = 'mc_task' AND doc_id IN (2, 3, 5, 8, 10, 11, 40))",
+        [model_id(clean, "m2")],
+    )
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"coverage"}
     check = c.check("coverage")
@@ -205,12 +233,23 @@ def test_missing_labels_fail_coverage_and_list_the_gap(clean, warehouse_path):
 
 
 def test_coverage_with_suite_counts_only_the_suites_questions(clean, warehouse_path, tmp_path):
-    clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
-                  "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
+    clean.execute(
+        "DELETE FROM correctness WHERE model_id = ? AND question_id IN "
+        "(SELECT question_id FROM questions WHERE benchmark = 'gen')",
+        [model_id(clean, "m3")],
+    )
     suite = tmp_path / "only_mc.yaml"
-    suite.write_text(yaml.safe_dump({"name": "only_mc", "tasks": [
-        {"task": "mc_task", "benchmark": "mc", "label_rule": "acc"},
-        {"task": "tiny_task", "benchmark": "tiny", "label_rule": "acc"}]}))
+    suite.write_text(
+        yaml.safe_dump(
+            {
+                "name": "only_mc",
+                "tasks": [
+                    {"task": "mc_task", "benchmark": "mc", "label_rule": "acc"},
+                    {"task": "tiny_task", "benchmark": "tiny", "label_rule": "acc"},
+                ],
+            }
+        )
+    )
     assert failing(validated(warehouse_path, data_docs=False)) == {"coverage"}
     assert validated(warehouse_path, suite=str(suite), data_docs=False).success
 
@@ -224,15 +263,21 @@ def test_suite_without_questions_in_the_warehouse_fails_suite_questions_present(
 
 
 def test_inactive_model_need_not_cover_the_suite(clean, warehouse_path):
-    clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id IN "
-                  "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
+    clean.execute(
+        "DELETE FROM correctness WHERE model_id = ? AND question_id IN "
+        "(SELECT question_id FROM questions WHERE benchmark = 'gen')",
+        [model_id(clean, "m3")],
+    )
     clean.execute("UPDATE models SET active = false WHERE name = 'm3'")
     assert validated(warehouse_path, data_docs=False).success
 
 
 def test_all_equal_labels_fail_labels_not_constant(clean, warehouse_path):
-    clean.execute("UPDATE correctness SET label = 1 WHERE model_id = ? AND question_id IN "
-                  "(SELECT question_id FROM questions WHERE benchmark = 'gen')", [model_id(clean, "m3")])
+    clean.execute(
+        "UPDATE correctness SET label = 1 WHERE model_id = ? AND question_id IN "
+        "(SELECT question_id FROM questions WHERE benchmark = 'gen')",
+        [model_id(clean, "m3")],
+    )
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"labels_not_constant"}
     example = c.check("labels_not_constant").examples[0]
@@ -242,9 +287,11 @@ def test_all_equal_labels_fail_labels_not_constant(clean, warehouse_path):
 
 
 def test_accuracy_far_below_chance_fails_above_chance(clean, warehouse_path):
-    clean.execute("UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
-                  "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
-                  [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")])
+    clean.execute(
+        "UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
+        "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
+        [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")],
+    )
     c = validated(warehouse_path, data_docs=False)
     assert failing(c) == {"above_chance"}
     example = c.check("above_chance").examples[0]
@@ -253,9 +300,11 @@ def test_accuracy_far_below_chance_fails_above_chance(clean, warehouse_path):
 
 
 def test_margin_from_config_decides_below_chance(clean, warehouse_path, tmp_path):
-    clean.execute("UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
-                  "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
-                  [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")])
+    clean.execute(
+        "UPDATE correctness SET label = CASE WHEN question_id IN (?, ?) THEN 1 ELSE 0 END "
+        "WHERE model_id = ? AND question_id IN (SELECT question_id FROM questions WHERE benchmark = 'mc')",
+        [_qid("mc", 0), _qid("mc", 1), model_id(clean, "m2")],
+    )
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("chance:\n  margin: 0.3\n")
     assert validated(warehouse_path, config_path=lenient, data_docs=False).success
@@ -269,8 +318,9 @@ def test_metric_error_is_reported_as_error_not_failure(clean, warehouse_path, tm
     check = c.check("prompt_not_blank")
     assert check.status == ERROR and "missing )" in check.message
     assert [x.check for x in c.errors] == ["prompt_not_blank"] and c.failed == []
-    row = clean.execute("SELECT success, n_failed, n_errors FROM validation_runs WHERE run_id = ?",
-                        [c.run_id]).fetchall()[0]
+    row = clean.execute(
+        "SELECT success, n_failed, n_errors FROM validation_runs WHERE run_id = ?", [c.run_id]
+    ).fetchall()[0]
     assert row == (False, 0, 1)
     with pytest.raises(ValidationFailed, match="prompt_not_blank \\(error\\)"):
         c.raise_for_failure()
@@ -296,8 +346,9 @@ def test_run_is_recorded_and_data_docs_written(clean, warehouse_path):
     assert len(pages) == len({ch.frame for ch in CHECKS})
     assert any(c.run_id in str(p) for p in pages)
     assert "values must belong to this set" in (docs / "expectations" / "labels.html").read_text()
-    row = clean.execute("SELECT success, n_expectations, n_failed, n_errors, data_docs_path, summary "
-                        "FROM validation_runs").fetchall()
+    row = clean.execute(
+        "SELECT success, n_expectations, n_failed, n_errors, data_docs_path, summary FROM validation_runs"
+    ).fetchall()
     assert len(row) == 1
     success, n_exp, n_failed, n_errors, path, summary = row[0]
     assert (success, n_exp, n_failed, n_errors, path) == (True, len(CHECKS), 0, 0, str(c.data_docs_path))
@@ -305,8 +356,9 @@ def test_run_is_recorded_and_data_docs_written(clean, warehouse_path):
 
 
 def test_summary_markdown_lists_failures_with_examples(clean, warehouse_path):
-    clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id = ?",
-                  [model_id(clean, "m1"), _qid("gen", 0)])
+    clean.execute(
+        "DELETE FROM correctness WHERE model_id = ? AND question_id = ?", [model_id(clean, "m1"), _qid("gen", 0)]
+    )
     text = validated(warehouse_path, data_docs=False).summary_markdown()
     assert "validation FAILED" in text and "| coverage | FAIL | n_missing | 1 |" in text and "gen_task#0" in text
 
@@ -327,11 +379,13 @@ def test_cli_validate_prints_failures_and_exits_non_zero(clean, warehouse_path):
     import embedllm.cli.validate  # noqa: F401  (registers the command)
     from embedllm.cli.app import app
 
-    clean.execute("DELETE FROM correctness WHERE model_id = ? AND question_id = ?",
-                  [model_id(clean, "m3"), _qid("mc", 7)])
+    clean.execute(
+        "DELETE FROM correctness WHERE model_id = ? AND question_id = ?", [model_id(clean, "m3"), _qid("mc", 7)]
+    )
     clean.close()
-    result = CliRunner().invoke(app, ["validate", "--no-docs", "--warehouse", str(warehouse_path)],
-                                terminal_width=120)
+    result = CliRunner().invoke(
+        app, ["validate", "--no-docs", "--warehouse", str(warehouse_path)], terminal_width=120
+    )
     assert result.exit_code == 1 and isinstance(result.exception, ValidationFailed)
     assert "FAILED coverage" in result.output and "model=m3" in result.output and "mc_task#7" in result.output
     assert f"validation FAILED: {len(CHECKS)} expectations, 1 failed, 0 errors" in result.output
@@ -343,12 +397,21 @@ def test_a_passing_run_is_current_until_the_next_load_or_another_suite_or_config
     assert again.result is None and again.report.skipped and again.run_id == first.run_id and again.success
     assert "validation up to date: run " + first.run_id in again.headline() and again.report.rows == {}
     assert current_validation(clean)["run_id"] == first.run_id
-    assert current_validation(clean, suite="demo") is None                    # another suite checks other things
+    assert current_validation(clean, suite="demo") is None  # another suite checks other things
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("chance:\n  margin: 0.3\n")
-    assert current_validation(clean, config_path=lenient) is None              # so do other thresholds
+    assert current_validation(clean, config_path=lenient) is None  # so do other thresholds
     assert validated(warehouse_path, data_docs=False, force=True).run_id != first.run_id
-    late = pl.DataFrame({"question_id": [question_id("late_task", "0")], "benchmark": "late", "task": "late_task",
-                         "prompt": "a late question?", "label": [1]})
-    load_batches(clean, [Batch(Meta(kind="lm-eval-import", content_hash="late", model="m1", task="late_task"), late)])
-    assert current_validation(clean) is None                                   # something was loaded since
+    late = pl.DataFrame(
+        {
+            "question_id": [question_id("late_task", "0")],
+            "benchmark": "late",
+            "task": "late_task",
+            "prompt": "a late question?",
+            "label": [1],
+        }
+    )
+    load_batches(
+        clean, [Batch(Meta(kind="lm-eval-import", content_hash="late", model="m1", task="late_task"), late)]
+    )
+    assert current_validation(clean) is None  # something was loaded since

@@ -12,8 +12,9 @@ import contextlib
 import hashlib
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -21,24 +22,29 @@ import polars as pl
 from embedllm.errors import WarehouseError, WarehouseLocked
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"   # the checkout's sql/, or the installed `sql` package
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"  # the checkout's sql/, or the installed `sql` package
 
 
 def _lock_message(path: Path, exc: Exception) -> str:
     """Return the one-line message for a file held by another process."""
     holder = re.search(r"held in (.+?) \(PID (\d+)\)", str(exc))
     who = f" by PID {holder.group(2)} ({holder.group(1)})" if holder else ""
-    return (f"warehouse {path} is locked{who}: another embedllm command or pipeline run is using it; "
-            "wait for it to finish or point --warehouse / EMBEDLLM_WAREHOUSE at another file")
+    return (
+        f"warehouse {path} is locked{who}: another embedllm command or pipeline run is using it; "
+        "wait for it to finish or point --warehouse / EMBEDLLM_WAREHOUSE at another file"
+    )
 
 
-def connect(path: str | Path, *, read_only: bool = False, migrate_schema: bool = True,
-            wait: float = 0.0) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | Path, *, read_only: bool = False, migrate_schema: bool = True, wait: float = 0.0
+) -> duckdb.DuckDBPyConnection:
     """Return a connection to the warehouse, migrated unless read-only; retry a held lock for `wait` seconds."""
     db = Path(path)
     if read_only and not db.exists():
-        raise WarehouseError(f"no warehouse at {db}: run `embedllm run` or an `embedllm import` first, "
-                             "or point --warehouse at an existing file")
+        raise WarehouseError(
+            f"no warehouse at {db}: run `embedllm run` or an `embedllm import` first, "
+            "or point --warehouse at an existing file"
+        )
     if not read_only:
         db.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
@@ -58,8 +64,9 @@ def connect(path: str | Path, *, read_only: bool = False, migrate_schema: bool =
 
 
 @contextlib.contextmanager
-def session(path: str | Path, *, read_only: bool = False, wait: float = 0.0
-            ) -> Iterator[duckdb.DuckDBPyConnection]:
+def session(
+    path: str | Path, *, read_only: bool = False, wait: float = 0.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield a short-lived connection and close it, so the file lock is held no longer than needed."""
     con = connect(path, read_only=read_only, wait=wait)
     try:
@@ -82,6 +89,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 # ---------------------------------------------------------------------------------------------------- schema
 
+
 def _sql_files(kind: str) -> list[Path]:
     """Return the .sql files of sql/<kind>/ in name order."""
     return sorted((SQL_DIR / kind).glob("*.sql"))
@@ -99,8 +107,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
         text = f.read_text()
         with transaction(con):
             con.execute(text)
-            con.execute("INSERT INTO _migrations (name, checksum) VALUES (?, ?)",
-                        [f.stem, hashlib.sha256(text.encode()).hexdigest()[:16]])
+            con.execute(
+                "INSERT INTO _migrations (name, checksum) VALUES (?, ?)",
+                [f.stem, hashlib.sha256(text.encode()).hexdigest()[:16]],
+            )
         applied.append(f.stem)
     _create_views(con)
     return applied
@@ -122,6 +132,7 @@ def _create_views(con: duckdb.DuckDBPyConnection) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- statements
+
 
 def sql_text(name: str) -> str:
     """Return the text of the named query sql/queries/<name>.sql."""

@@ -15,8 +15,19 @@ from embedllm.cli.app import app
 from embedllm.errors import EmbedLLMError
 
 # Each module registers its commands on `app` when imported.
-COMMAND_MODULES = ["importing", "query", "models", "evaluate", "validate", "embed", "train", "route",
-                   "onboard", "report", "run"]
+COMMAND_MODULES = [
+    "importing",
+    "query",
+    "models",
+    "evaluate",
+    "validate",
+    "embed",
+    "train",
+    "route",
+    "onboard",
+    "report",
+    "run",
+]
 for _name in COMMAND_MODULES:
     importlib.import_module(f"embedllm.cli.{_name}")
 

@@ -12,8 +12,8 @@ from embedllm import settings
 app = typer.Typer(
     name="embedllm",
     help="Learn compact embeddings of LLMs from their benchmark answers; route questions, forecast accuracy.\n\n"
-         "Quick start: `embedllm run` evaluates the demo models on the demo suite, trains, and fills the "
-         "warehouse (warehouse/embedllm.duckdb, or --warehouse / EMBEDLLM_WAREHOUSE).",
+    "Quick start: `embedllm run` evaluates the demo models on the demo suite, trains, and fills the "
+    "warehouse (warehouse/embedllm.duckdb, or --warehouse / EMBEDLLM_WAREHOUSE).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -21,8 +21,12 @@ app = typer.Typer(
 
 WarehouseOpt = Annotated[
     Optional[Path],
-    typer.Option("--warehouse", "-w", help="DuckDB warehouse file (env EMBEDLLM_WAREHOUSE; default "
-                 "warehouse/embedllm.duckdb)", show_default=False),
+    typer.Option(
+        "--warehouse",
+        "-w",
+        help="DuckDB warehouse file (env EMBEDLLM_WAREHOUSE; default warehouse/embedllm.duckdb)",
+        show_default=False,
+    ),
 ]
 
 
@@ -33,8 +37,11 @@ def resolve_warehouse(path: Path | None) -> Path:
 
 WaitOpt = Annotated[
     float,
-    typer.Option("--wait", help="seconds to queue behind another writer of this warehouse (a pipeline run or "
-                 "another command) before giving up; 0 refuses at once with one line naming it"),
+    typer.Option(
+        "--wait",
+        help="seconds to queue behind another writer of this warehouse (a pipeline run or "
+        "another command) before giving up; 0 refuses at once with one line naming it",
+    ),
 ]
 
 

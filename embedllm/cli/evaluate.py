@@ -34,24 +34,53 @@ def _print_outcomes(outcomes: list, seconds: float) -> None:
         table.add_column(c, overflow="fold", justify="right" if c in ("samples", "seconds") else "left")
     for r in rows:
         colour = "green" if r["status"] == "success" else "red"
-        table.add_row(r["model"], r["task"], f"[{colour}]{r['status']}[/]", str(r["samples"]), f"{r['seconds']:.1f}")
+        table.add_row(
+            r["model"], r["task"], f"[{colour}]{r['status']}[/]", str(r["samples"]), f"{r['seconds']:.1f}"
+        )
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @app.command()
 def evaluate(
-    suite: Annotated[str, typer.Option("--suite", "-s", help="suite name (embedllm/config/suites/NAME.yaml) or path "
-                                       "of a suite YAML")] = "demo",
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="registered model to evaluate; "
-                                                       "repeatable (default: every active model)",
-                                                       show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="evaluate only the first N documents of each "
-                                                 "task (quick runs)", show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device for hf models (default: "
-                                                  "$EMBEDLLM_DEVICE, else cuda/mps/cpu)", show_default=False)] = None,
+    suite: Annotated[
+        str,
+        typer.Option(
+            "--suite", "-s", help="suite name (embedllm/config/suites/NAME.yaml) or path of a suite YAML"
+        ),
+    ] = "demo",
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model",
+            "-m",
+            help="registered model to evaluate; repeatable (default: every active model)",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int],
+        typer.Option(
+            "--limit",
+            "-n",
+            help="evaluate only the first N documents of each task (quick runs)",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="torch device for hf models (default: $EMBEDLLM_DEVICE, else cuda/mps/cpu)",
+            show_default=False,
+        ),
+    ] = None,
     plan: Annotated[bool, typer.Option("--plan", help="only print which models and tasks would run")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only errors and the result table (lm-eval's own "
-                                                  "request bars still show)")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="only errors and the result table (lm-eval's own request bars still show)"
+        ),
+    ] = False,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -73,14 +102,17 @@ def evaluate(
 
       embedllm evaluate --plan
     """
-    from tasks.evaluate import evaluate as run, plan_evaluations
+    from tasks.evaluate import evaluate as run
+    from tasks.evaluate import plan_evaluations
 
     db = resolve_warehouse(warehouse)
     if quiet:
-        os.environ["TQDM_DISABLE"] = "1"          # lm-eval's and transformers' bars too
+        os.environ["TQDM_DISABLE"] = "1"  # lm-eval's and transformers' bars too
         for name in ("lm_eval", "transformers", "datasets", "tasks"):
             logging.getLogger(name).setLevel(logging.ERROR)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     t0 = time.perf_counter()
     if plan:
         _print_plan(plan_evaluations(db, suite, model, limit, device=device))
@@ -99,4 +131,3 @@ def evaluate(
         typer.secho(f"error: {name} ({which}): {error}", fg="red", err=True)
     if failed:
         raise typer.Exit(1)
-

@@ -12,25 +12,36 @@ import typer
 from embedllm.cli.app import WaitOpt, WarehouseOpt, app, resolve_warehouse
 
 models_app = typer.Typer(
-    name="models", no_args_is_help=True,
+    name="models",
+    no_args_is_help=True,
     help="Register the LLMs to evaluate (Hugging Face repo ids or local paths, GGUF files included).\n\n"
-         "Examples:\n\n"
-         "  embedllm models add HuggingFaceTB/SmolLM2-135M-Instruct --tag small\n\n"
-         "  embedllm models add ./my-model --gguf-file model.Q4_K_M.gguf --cost-per-mtok 0.2\n\n"
-         "  embedllm models add my-api-model --base-url http://127.0.0.1:8000/v1 --api-key-env MY_KEY\n\n"
-         "  embedllm models sync models.yaml\n\n"
-         "  embedllm models list\n\n"
-         "  embedllm models remove ./my-model")
+    "Examples:\n\n"
+    "  embedllm models add HuggingFaceTB/SmolLM2-135M-Instruct --tag small\n\n"
+    "  embedllm models add ./my-model --gguf-file model.Q4_K_M.gguf --cost-per-mtok 0.2\n\n"
+    "  embedllm models add my-api-model --base-url http://127.0.0.1:8000/v1 --api-key-env MY_KEY\n\n"
+    "  embedllm models sync models.yaml\n\n"
+    "  embedllm models list\n\n"
+    "  embedllm models remove ./my-model",
+)
 app.add_typer(models_app)
 
 
 def _entry_row(e) -> dict:
     """Return the printable fields of a registry entry."""
     variant = ", ".join(f"{k}={v}" for k, v in e.eval_args.items())
-    return {"name": e.name, "backend": e.backend, "revision": e.revision or "", "gguf_file": e.gguf_file or "",
-            "variant": variant, "cost_per_mtok": "" if e.cost_per_mtok is None else f"{e.cost_per_mtok:g}",
-            "tags": ",".join(e.tags), "trust_remote_code": "yes" if e.trust_remote_code else "",
-            "endpoint": e.base_url or "", "status": "active" if e.active else "removed", "source": e.source}
+    return {
+        "name": e.name,
+        "backend": e.backend,
+        "revision": e.revision or "",
+        "gguf_file": e.gguf_file or "",
+        "variant": variant,
+        "cost_per_mtok": "" if e.cost_per_mtok is None else f"{e.cost_per_mtok:g}",
+        "tags": ",".join(e.tags),
+        "trust_remote_code": "yes" if e.trust_remote_code else "",
+        "endpoint": e.base_url or "",
+        "status": "active" if e.active else "removed",
+        "source": e.source,
+    }
 
 
 def _print_entries(entries: list, as_json: bool) -> None:
@@ -57,35 +68,98 @@ def _print_entries(entries: list, as_json: bool) -> None:
 
 @models_app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Hugging Face repo id (owner/name) or local path (a model folder, or a "
-                                        ".gguf file)", show_default=False)],
-    revision: Annotated[Optional[str], typer.Option("--revision", "-r", help="Hub branch, tag or commit; part of "
-                                                    "what 'already evaluated' means", show_default=False)] = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="lm-eval model type: hf | vllm | "
-                                                   "local-completions | ... [default: hf, local-completions with "
-                                                   "--base-url]", show_default=False)] = None,
-    model_args: Annotated[Optional[str], typer.Option("--model-args", help="extra lm-eval model_args K=V,... "
-                                                      "(e.g. dtype=float32,batch_size=4; pretrained=PATH makes NAME "
-                                                      "a display name)", show_default=False)] = None,
-    gguf_file: Annotated[Optional[str], typer.Option("--gguf-file", help="GGUF file name inside the NAME folder "
-                                                     "(loaded through transformers; needs gguf + accelerate)",
-                                                     show_default=False)] = None,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="allow the model's own Python code "
-                                                    "to run when loading (off unless given for this model)")] = False,
-    cost_per_mtok: Annotated[Optional[float], typer.Option("--cost-per-mtok", help="cost per million tokens, for "
-                                                           "cost-aware routing", show_default=False)] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", "-t", help="label for grouping; repeatable",
-                                                     show_default=False)] = None,
-    chat_template: Annotated[bool, typer.Option("--chat-template", help="prompt through the tokenizer's chat "
-                                                "template (a prompting variant; give it its own NAME)")] = False,
-    num_fewshot: Annotated[Optional[int], typer.Option("--num-fewshot", help="few-shot examples for every task "
-                                                       "(a prompting variant)", show_default=False)] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="OpenAI-compatible endpoint root serving NAME "
-                                                    "(e.g. http://127.0.0.1:8000/v1): evaluated through lm-eval's "
-                                                    "local-completions, never downloaded", show_default=False)] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="NAME of the environment variable "
-                                                       "holding the endpoint's key (read at run time, never stored)",
-                                                       show_default=False)] = None,
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Hugging Face repo id (owner/name) or local path (a model folder, or a .gguf file)",
+            show_default=False,
+        ),
+    ],
+    revision: Annotated[
+        Optional[str],
+        typer.Option(
+            "--revision",
+            "-r",
+            help="Hub branch, tag or commit; part of what 'already evaluated' means",
+            show_default=False,
+        ),
+    ] = None,
+    backend: Annotated[
+        Optional[str],
+        typer.Option(
+            "--backend",
+            "-b",
+            help="lm-eval model type: hf | vllm | "
+            "local-completions | ... [default: hf, local-completions with "
+            "--base-url]",
+            show_default=False,
+        ),
+    ] = None,
+    model_args: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model-args",
+            help="extra lm-eval model_args K=V,... "
+            "(e.g. dtype=float32,batch_size=4; pretrained=PATH makes NAME "
+            "a display name)",
+            show_default=False,
+        ),
+    ] = None,
+    gguf_file: Annotated[
+        Optional[str],
+        typer.Option(
+            "--gguf-file",
+            help="GGUF file name inside the NAME folder (loaded through transformers; needs gguf + accelerate)",
+            show_default=False,
+        ),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="allow the model's own Python code to run when loading (off unless given for this model)",
+        ),
+    ] = False,
+    cost_per_mtok: Annotated[
+        Optional[float],
+        typer.Option(
+            "--cost-per-mtok", help="cost per million tokens, for cost-aware routing", show_default=False
+        ),
+    ] = None,
+    tag: Annotated[
+        Optional[list[str]], typer.Option("--tag", "-t", help="label for grouping; repeatable", show_default=False)
+    ] = None,
+    chat_template: Annotated[
+        bool,
+        typer.Option(
+            "--chat-template",
+            help="prompt through the tokenizer's chat template (a prompting variant; give it its own NAME)",
+        ),
+    ] = False,
+    num_fewshot: Annotated[
+        Optional[int],
+        typer.Option(
+            "--num-fewshot", help="few-shot examples for every task (a prompting variant)", show_default=False
+        ),
+    ] = None,
+    base_url: Annotated[
+        Optional[str],
+        typer.Option(
+            "--base-url",
+            help="OpenAI-compatible endpoint root serving NAME "
+            "(e.g. http://127.0.0.1:8000/v1): evaluated through lm-eval's "
+            "local-completions, never downloaded",
+            show_default=False,
+        ),
+    ] = None,
+    api_key_env: Annotated[
+        Optional[str],
+        typer.Option(
+            "--api-key-env",
+            help="NAME of the environment variable holding the endpoint's key (read at run time, never stored)",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -109,19 +183,35 @@ def add(
         eval_args["apply_chat_template"] = True
     if num_fewshot is not None:
         eval_args["num_fewshot"] = num_fewshot
-    entry = add_model(db, name, revision=revision, backend=backend, model_args=model_args, gguf_file=gguf_file,
-                      trust_remote_code=trust_remote_code, cost_per_mtok=cost_per_mtok, tags=tag or (),
-                      eval_args=eval_args, base_url=base_url, api_key_env=api_key_env, wait=wait)
-    typer.echo(f"registered {entry.name} (model_id {entry.model_id}, backend {entry.backend}"
-               + (f", gguf {entry.gguf_file}" if entry.gguf_file else "")
-               + (f", endpoint {entry.base_url}" if entry.base_url else "")
-               + (", trust_remote_code" if entry.trust_remote_code else "") + ")")
+    entry = add_model(
+        db,
+        name,
+        revision=revision,
+        backend=backend,
+        model_args=model_args,
+        gguf_file=gguf_file,
+        trust_remote_code=trust_remote_code,
+        cost_per_mtok=cost_per_mtok,
+        tags=tag or (),
+        eval_args=eval_args,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        wait=wait,
+    )
+    typer.echo(
+        f"registered {entry.name} (model_id {entry.model_id}, backend {entry.backend}"
+        + (f", gguf {entry.gguf_file}" if entry.gguf_file else "")
+        + (f", endpoint {entry.base_url}" if entry.base_url else "")
+        + (", trust_remote_code" if entry.trust_remote_code else "")
+        + ")"
+    )
 
 
 @models_app.command("list")
 def list_(
-    all_: Annotated[bool, typer.Option("--all", "-a", help="also removed models and names created by imports")]
-    = False,
+    all_: Annotated[
+        bool, typer.Option("--all", "-a", help="also removed models and names created by imports")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -141,8 +231,9 @@ def list_(
 
 @models_app.command("remove")
 def remove(
-    name: Annotated[str, typer.Argument(help="registered name (as `embedllm models list` shows it)",
-                                        show_default=False)],
+    name: Annotated[
+        str, typer.Argument(help="registered name (as `embedllm models list` shows it)", show_default=False)
+    ],
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -160,9 +251,14 @@ def remove(
 
 @models_app.command("sync")
 def sync(
-    file: Annotated[Path, typer.Argument(help="registry YAML file: `models:` with one entry per model, the fields of "
-                                         "`embedllm models add` (see embedllm/config/models.demo.yaml)",
-                                         show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="registry YAML file: `models:` with one entry per model, the fields of "
+            "`embedllm models add` (see embedllm/config/models.demo.yaml)",
+            show_default=False,
+        ),
+    ],
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:

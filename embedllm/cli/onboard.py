@@ -16,15 +16,22 @@ def print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result.model}: forecast accuracy per benchmark (run {result.run_id}, 90 % interval)",
-                  title_justify="left")
+    table = Table(
+        title=f"{result.model}: forecast accuracy per benchmark (run {result.run_id}, 90 % interval)",
+        title_justify="left",
+    )
     for col in ("benchmark", "forecast", "interval", "answered", "observed", "questions"):
         table.add_column(col, justify="left" if col == "benchmark" else "right")
     for r in result.forecasts.iter_rows(named=True):
         observed = "-" if r["observed_accuracy"] is None else f"{r['observed_accuracy']:.3f}"
-        table.add_row(r["benchmark"], f"{r['predicted_accuracy']:.3f}",
-                      f"{r['predicted_low']:.3f} - {r['predicted_high']:.3f}", str(r["n_observed"]), observed,
-                      str(r["n_benchmark_questions"]))
+        table.add_row(
+            r["benchmark"],
+            f"{r['predicted_accuracy']:.3f}",
+            f"{r['predicted_low']:.3f} - {r['predicted_high']:.3f}",
+            str(r["n_observed"]),
+            observed,
+            str(r["n_benchmark_questions"]),
+        )
     console = Console(highlight=False)
     console.print(table)
     console.print(result.summary())
@@ -39,13 +46,25 @@ def print_result(result) -> None:
 @app.command()
 def onboard(
     name: Annotated[str, typer.Argument(help="a registered model (see `embedllm models list`)")],
-    questions: Annotated[int, typer.Option("--questions", "-n", help="how many questions to evaluate it on")] = 128,
-    run: Annotated[Optional[str], typer.Option("--run", help="training run to place it in (default: the latest)",
-                                               show_default=False)] = None,
-    suite: Annotated[str, typer.Option("--suite", "-s", help="suite whose tasks the questions come from")] = "demo",
+    questions: Annotated[
+        int, typer.Option("--questions", "-n", help="how many questions to evaluate it on")
+    ] = 128,
+    run: Annotated[
+        Optional[str],
+        typer.Option("--run", help="training run to place it in (default: the latest)", show_default=False),
+    ] = None,
+    suite: Annotated[
+        str, typer.Option("--suite", "-s", help="suite whose tasks the questions come from")
+    ] = "demo",
     seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap and tie-breaking")] = 0,
-    device: Annotated[Optional[str], typer.Option("--device", help="torch device for lm-eval (default: "
-                                                  "$EMBEDLLM_DEVICE, else cuda/mps/cpu)", show_default=False)] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="torch device for lm-eval (default: $EMBEDLLM_DEVICE, else cuda/mps/cpu)",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar or lm-eval logging")] = False,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
@@ -66,9 +85,12 @@ def onboard(
     from tasks.onboard import onboard as run_onboard
 
     db = resolve_warehouse(warehouse)
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     t0 = time.perf_counter()
-    result = run_onboard(db, name, questions, run_id=run, suite=suite, seed=seed, device=device, wait=wait,
-                         progress=not quiet)
+    result = run_onboard(
+        db, name, questions, run_id=run, suite=suite, seed=seed, device=device, wait=wait, progress=not quiet
+    )
     print_result(result)
     typer.echo(f"done in {time.perf_counter() - t0:.0f} s")

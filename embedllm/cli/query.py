@@ -76,9 +76,14 @@ def _table(frame, title: str | None, max_rows: int | None) -> str:
 
 @app.command("sql")
 def sql(
-    statement: Annotated[str, typer.Argument(help="one SQL statement (DuckDB dialect); tables: models, questions, "
-                                             "correctness, loads, ... and the leaderboard view",
-                                             show_default=False)],
+    statement: Annotated[
+        str,
+        typer.Argument(
+            help="one SQL statement (DuckDB dialect); tables: models, questions, "
+            "correctness, loads, ... and the leaderboard view",
+            show_default=False,
+        ),
+    ],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -97,14 +102,18 @@ def status_sections(con) -> list[tuple[str, object]]:
     """Return (title, frame) pairs describing the warehouse; sections of other stages only if their tables exist."""
     import warehouse as wh
 
-    sections = [("models", wh.query(con, "status_models")),
-                ("correctness labels", wh.query(con, "status_labels")),
-                ("questions by benchmark and split", wh.query(con, "status_questions")),
-                ("last loads", wh.query(con, "status_last_loads", [5]))]
-    for table, name, title in (("question_embeddings", "status_embeddings", "question embeddings"),
-                               ("eval_runs", "status_eval_runs", "evaluation runs"),
-                               ("validation_runs", "status_validation_runs", "latest validation"),
-                               ("training_runs", "status_training_runs", "latest training runs")):
+    sections = [
+        ("models", wh.query(con, "status_models")),
+        ("correctness labels", wh.query(con, "status_labels")),
+        ("questions by benchmark and split", wh.query(con, "status_questions")),
+        ("last loads", wh.query(con, "status_last_loads", [5])),
+    ]
+    for table, name, title in (
+        ("question_embeddings", "status_embeddings", "question embeddings"),
+        ("eval_runs", "status_eval_runs", "evaluation runs"),
+        ("validation_runs", "status_validation_runs", "latest validation"),
+        ("training_runs", "status_training_runs", "latest training runs"),
+    ):
         if wh.table_exists(con, table):
             sections.append((title, wh.query(con, name)))
     return sections
@@ -125,8 +134,9 @@ def status(
     with wh.session(db, read_only=True) as con:
         sections = status_sections(con)
     if fmt == Format.json:
-        typer.echo(json.dumps({"warehouse": str(db),
-                               **{t: f.to_dicts() for t, f in sections}}, default=str, indent=1))
+        typer.echo(
+            json.dumps({"warehouse": str(db), **{t: f.to_dicts() for t, f in sections}}, default=str, indent=1)
+        )
         return
     if fmt == Format.csv:
         for title, frame in sections:

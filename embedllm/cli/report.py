@@ -12,11 +12,19 @@ from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 
 @app.command()
 def report(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for index.html and the PNG plots "
-                                                "(default: reports/<run_id>/ beside the warehouse)",
-                                                show_default=False)] = None,
-    run: Annotated[Optional[str], typer.Option("--run", help="Training run id (default: the latest completed "
-                                               "run)", show_default=False)] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for index.html and the PNG plots (default: reports/<run_id>/ beside the warehouse)",
+            show_default=False,
+        ),
+    ] = None,
+    run: Annotated[
+        Optional[str],
+        typer.Option("--run", help="Training run id (default: the latest completed run)", show_default=False),
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Write an HTML report (embedding map, accuracy heatmap, forecasts, calibration, routing, neighbours).

@@ -30,7 +30,7 @@ def read_questions(path: Path) -> tuple[list[dict], list[str]]:
         records.append(record)
         texts.append(text)
     if not texts:
-        raise InputError(f"{path}: no questions (one JSON object per line with a \"prompt\" field)")
+        raise InputError(f'{path}: no questions (one JSON object per line with a "prompt" field)')
     return records, texts
 
 
@@ -42,24 +42,49 @@ def print_choice(choice, console) -> None:
     for col in ("rank", "model", "P(correct)", "utility", "cost/Mtok"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for i, c in enumerate(choice.ranked, start=1):
-        table.add_row("chosen" if i == 1 else str(i), c.model, f"{c.p_correct:.3f}", f"{c.utility:.3f}",
-                      "-" if c.cost_per_mtok is None else f"{c.cost_per_mtok:g}")
+        table.add_row(
+            "chosen" if i == 1 else str(i),
+            c.model,
+            f"{c.p_correct:.3f}",
+            f"{c.utility:.3f}",
+            "-" if c.cost_per_mtok is None else f"{c.cost_per_mtok:g}",
+        )
     console.print(table)
 
 
 @app.command()
 def route(
     question: Annotated[Optional[str], typer.Argument(help="Question text to route", show_default=False)] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help='JSONL file, one {"prompt": ...} or '
-                                                 '{"question": ...} per line', show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where --file's choices go [default: "
-                                                "<file>.routes.jsonl]", show_default=False)] = None,
-    cost_weight: Annotated[float, typer.Option("--cost-weight", "-c", min=0.0, help="Trade P(correct) against "
-                                               "cost: utility = P - W * cost_per_mtok / max cost_per_mtok")] = 0.0,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Models to show per question (chosen + "
-                                       "alternatives)")] = 3,
-    run: Annotated[Optional[str], typer.Option("--run", help="Training run id [default: the latest]",
-                                               show_default=False)] = None,
+    file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--file",
+            "-f",
+            help='JSONL file, one {"prompt": ...} or {"question": ...} per line',
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="Where --file's choices go [default: <file>.routes.jsonl]", show_default=False
+        ),
+    ] = None,
+    cost_weight: Annotated[
+        float,
+        typer.Option(
+            "--cost-weight",
+            "-c",
+            min=0.0,
+            help="Trade P(correct) against cost: utility = P - W * cost_per_mtok / max cost_per_mtok",
+        ),
+    ] = 0.0,
+    top_k: Annotated[
+        int, typer.Option("--top-k", "-k", min=1, help="Models to show per question (chosen + alternatives)")
+    ] = 3,
+    run: Annotated[
+        Optional[str], typer.Option("--run", help="Training run id [default: the latest]", show_default=False)
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Route a question to the active model most likely to answer it correctly (optionally cost-aware).

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -28,8 +29,12 @@ from embedllm import settings
 from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
 
 DEMO_SUITE = "demo"
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 EPHEMERAL_START_TIMEOUT = 120.0  # seconds; Prefect's default (20 s) is too short on a busy 2-core machine
@@ -54,7 +59,7 @@ class EphemeralAPI:
         return f"http://127.0.0.1:{self.port}/api"
 
     @classmethod
-    def start(cls) -> "EphemeralAPI | None":
+    def start(cls) -> EphemeralAPI | None:
         """Return the started server process; None when a Prefect API is configured or ephemeral mode is off."""
         if api_configured() or os.environ.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "").lower() in ("0", "false"):
             return None
@@ -64,12 +69,33 @@ class EphemeralAPI:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline by design: no failing telemetry lines
-               **os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+        env = {
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline by design: no failing telemetry lines
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+        }
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent), "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port), "--log-level",
-             "error", "--lifespan", "on"], env=env)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(Path(spec.origin).parent.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+        )
         api = cls(process, port)
         atexit.register(api.stop)  # registered before Prefect's own exit hooks, so it runs after they flush
         return api
@@ -122,8 +148,13 @@ def profile_api_url() -> str | None:
 @contextlib.contextmanager
 def prefect_api(api: EphemeralAPI | None) -> Iterator[str]:
     """Point Prefect at the early-started server for the block when nothing else is configured; yield the target."""
-    from prefect.settings import (PREFECT_API_URL, PREFECT_HOME, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-                                  get_current_settings, temporary_settings)
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        get_current_settings,
+        temporary_settings,
+    )
 
     configured = get_current_settings().api.url
     if api is not None and (configured or not api.ready()):
@@ -134,7 +165,7 @@ def prefect_api(api: EphemeralAPI | None) -> Iterator[str]:
         return
     updates = {PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_START_TIMEOUT}  # if Prefect starts it
     if api is not None:
-        os.environ["PREFECT_API_URL"] = api.url       # for processes this run starts (Dask workers)
+        os.environ["PREFECT_API_URL"] = api.url  # for processes this run starts (Dask workers)
         updates[PREFECT_API_URL] = api.url
     with temporary_settings(updates=updates):
         yield ephemeral_description(PREFECT_HOME.value())
@@ -151,7 +182,7 @@ def example_commands(warehouse_flag: str) -> list[str]:
         f'embedllm sql{warehouse_flag} "SELECT * FROM leaderboard"',
         f'embedllm sql{warehouse_flag} "SELECT model, benchmark, predicted_accuracy, observed_accuracy '
         'FROM latest_benchmark_forecasts"',
-        f"embedllm route{warehouse_flag} \"What is 12 times 11?\"",
+        f'embedllm route{warehouse_flag} "What is 12 times 11?"',
         f"embedllm status{warehouse_flag}",
         f"embedllm report{warehouse_flag}",
     ]
@@ -159,35 +190,70 @@ def example_commands(warehouse_flag: str) -> list[str]:
 
 @app.command()
 def run(
-    suite: Annotated[str, typer.Option(help="Benchmark suite: a name in embedllm/config/suites/ or a YAML path")
-                     ] = "demo",
-    registry: Annotated[str, typer.Option(help="Registry file synced into the warehouse first (adds, updates, "
-                                               "deactivates models): `demo` (the packaged demo models), a YAML "
-                                               "path, or `none` to use the models registered already")] = "demo",
-    model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Evaluate only this registered "
-                                                       "model (repeatable) [default: every active model]",
-                                                       show_default=False)] = None,
-    limit: Annotated[Optional[int], typer.Option(help="Evaluate at most N documents per task (quick look)",
-                                                 min=1)] = None,
-    dask: Annotated[bool, typer.Option("--dask", help="Evaluate models in parallel on a local Dask cluster "
-                                                      "(prefect-dask)")] = False,
+    suite: Annotated[
+        str, typer.Option(help="Benchmark suite: a name in embedllm/config/suites/ or a YAML path")
+    ] = "demo",
+    registry: Annotated[
+        str,
+        typer.Option(
+            help="Registry file synced into the warehouse first (adds, updates, "
+            "deactivates models): `demo` (the packaged demo models), a YAML "
+            "path, or `none` to use the models registered already"
+        ),
+    ] = "demo",
+    model: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--model",
+            "-m",
+            help="Evaluate only this registered model (repeatable) [default: every active model]",
+            show_default=False,
+        ),
+    ] = None,
+    limit: Annotated[
+        Optional[int], typer.Option(help="Evaluate at most N documents per task (quick look)", min=1)
+    ] = None,
+    dask: Annotated[
+        bool, typer.Option("--dask", help="Evaluate models in parallel on a local Dask cluster (prefect-dask)")
+    ] = False,
     dask_workers: Annotated[int, typer.Option(help="Dask worker processes with --dask", min=1)] = 2,
-    dask_address: Annotated[Optional[str], typer.Option(help="Evaluate on an existing Dask cluster instead "
-                                                             "(tcp://scheduler:8786; workers need the code, the "
-                                                             "models and the staging folder)",
-                                                        show_default=False)] = None,
-    preset: Annotated[str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default or paper")
-                      ] = "default",
-    embedder: Annotated[Optional[str], typer.Option(help="Question embedder: name or local path [default: "
-                                                         "all-MiniLM-L6-v2, installed by the set-up]",
-                                                    show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option(help="torch device for embedding and training [default: cuda "
-                                                       "if present, else cpu]", show_default=False)] = None,
-    skip_eval: Annotated[bool, typer.Option("--skip-eval", help="Skip evaluation: validate, embed and train on "
-                                                                "what the warehouse holds (e.g. an import)")] = False,
+    dask_address: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Evaluate on an existing Dask cluster instead "
+            "(tcp://scheduler:8786; workers need the code, the "
+            "models and the staging folder)",
+            show_default=False,
+        ),
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default or paper")
+    ] = "default",
+    embedder: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Question embedder: name or local path [default: all-MiniLM-L6-v2, installed by the set-up]",
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            help="torch device for embedding and training [default: cuda if present, else cpu]", show_default=False
+        ),
+    ] = None,
+    skip_eval: Annotated[
+        bool,
+        typer.Option(
+            "--skip-eval",
+            help="Skip evaluation: validate, embed and train on what the warehouse holds (e.g. an import)",
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Validate and retrain even when nothing is new")] = False,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for another run on this warehouse to finish "
-                                             "before giving up", min=0)] = 0.0,
+    wait: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for another run on this warehouse to finish before giving up", min=0),
+    ] = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Run the whole pipeline: evaluate -> load -> validate -> embed -> train -> forecast.
@@ -210,10 +276,22 @@ def run(
     from flows.pipeline import pipeline
 
     with prefect_api(api) as target:
-        result = pipeline(warehouse=str(db), registry=None if registry.lower() == "none" else registry, suite=suite,
-                          models=model or None, limit=limit, embedder=embedder, preset=preset, device=device,
-                          dask=dask, dask_workers=dask_workers, dask_address=dask_address, skip_eval=skip_eval,
-                          force=force, lock_wait=wait)
+        result = pipeline(
+            warehouse=str(db),
+            registry=None if registry.lower() == "none" else registry,
+            suite=suite,
+            models=model or None,
+            limit=limit,
+            embedder=embedder,
+            preset=preset,
+            device=device,
+            dask=dask,
+            dask_workers=dask_workers,
+            dask_address=dask_address,
+            skip_eval=skip_eval,
+            force=force,
+            lock_wait=wait,
+        )
     print_summary(result, time.perf_counter() - t0, warehouse is not None, target)
 
 
@@ -227,8 +305,11 @@ def print_summary(result, seconds: float, explicit_warehouse: bool, prefect: str
     typer.echo(f"\nDone in {seconds:.1f} s. Training run: {result.training_run}")
     typer.echo(f"Warehouse: {result.warehouse}")
     typer.echo(f"Prefect:   {prefect}")
-    flag = f" -w {shlex.quote(result.warehouse)}" if explicit_warehouse or \
-        Path(result.warehouse) != settings.default_warehouse() else ""
+    flag = (
+        f" -w {shlex.quote(result.warehouse)}"
+        if explicit_warehouse or Path(result.warehouse) != settings.default_warehouse()
+        else ""
+    )
     typer.echo("\nTry:")
     for cmd in example_commands(flag):
         typer.echo(f"  {cmd}")

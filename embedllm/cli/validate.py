@@ -19,8 +19,10 @@ def print_result(result) -> None:
 
     console = Console(highlight=False)
     style = {"pass": "green", "fail": "red", "error": "magenta"}
-    table = Table(title=f"validation run {result.run_id}" + (f" (suite {result.suite})" if result.suite else ""),
-                  title_justify="left")
+    table = Table(
+        title=f"validation run {result.run_id}" + (f" (suite {result.suite})" if result.suite else ""),
+        title_justify="left",
+    )
     for col in ("check", "status", "column", "unexpected"):
         table.add_column(col, justify="right" if col == "unexpected" else "left", no_wrap=True)
     for c in result.checks:
@@ -28,15 +30,23 @@ def print_result(result) -> None:
         table.add_row(c.check, f"[{style[c.status]}]{c.status.upper()}[/]", c.column, count)
     console.print(table)
     for c in result.failed:
-        counts = (f": {c.unexpected_count:,} unexpected of {c.element_count:,} rows"
-                  if isinstance(c.unexpected_count, int) and isinstance(c.element_count, int) else "")
-        console.print(f"[red]FAILED[/] {c.check}: {c.description}\n"
-                      f"    {c.expectation} on {c.frame}.{c.column}{counts}", soft_wrap=True)
+        counts = (
+            f": {c.unexpected_count:,} unexpected of {c.element_count:,} rows"
+            if isinstance(c.unexpected_count, int) and isinstance(c.element_count, int)
+            else ""
+        )
+        console.print(
+            f"[red]FAILED[/] {c.check}: {c.description}\n    {c.expectation} on {c.frame}.{c.column}{counts}",
+            soft_wrap=True,
+        )
         for example in c.examples:
             console.print(f"    - {format_example(example)}", soft_wrap=True)
     for c in result.errors:
-        console.print(f"[magenta]ERROR[/] {c.check}: {c.expectation} on {c.frame}.{c.column} could not be computed "
-                      f"inside Great Expectations: {c.message}", soft_wrap=True)
+        console.print(
+            f"[magenta]ERROR[/] {c.check}: {c.expectation} on {c.frame}.{c.column} could not be computed "
+            f"inside Great Expectations: {c.message}",
+            soft_wrap=True,
+        )
     colour = "green" if result.success else "red"
     console.print(f"[{colour}]{result.headline()}[/]")
     if result.data_docs_path:
@@ -45,15 +55,34 @@ def print_result(result) -> None:
 
 @app.command()
 def validate(
-    suite: Annotated[Optional[str], typer.Option("--suite", "-s", help="Check coverage against this suite's "
-                                                 "questions only (a name in embedllm/config/suites/ or a YAML "
-                                                 "path); default: every question", show_default=False)] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="YAML merged over embedllm/config/"
-                                                   "validation.yaml (thresholds)", show_default=False)] = None,
-    no_docs: Annotated[bool, typer.Option("--no-docs", help="Skip writing Great Expectations Data Docs HTML")]
-    = False,
-    force: Annotated[bool, typer.Option("--force", help="Validate even when the latest run passed after the "
-                                        "latest load with this suite and config (nothing new to check)")] = False,
+    suite: Annotated[
+        Optional[str],
+        typer.Option(
+            "--suite",
+            "-s",
+            help="Check coverage against this suite's "
+            "questions only (a name in embedllm/config/suites/ or a YAML "
+            "path); default: every question",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config", help="YAML merged over embedllm/config/validation.yaml (thresholds)", show_default=False
+        ),
+    ] = None,
+    no_docs: Annotated[
+        bool, typer.Option("--no-docs", help="Skip writing Great Expectations Data Docs HTML")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Validate even when the latest run passed after the "
+            "latest load with this suite and config (nothing new to check)",
+        ),
+    ] = False,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
