@@ -1,11 +1,11 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    install into .venv, then run the whole pipeline on the demo (embedded DuckDB, ephemeral Prefect)
-#   make test   install into .venv, then run the test suite
+#   make test   install into .venv, then run the test suite (`make lint`: ruff and the import contracts)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow install clean
+.PHONY: run test test-slow lint install clean
 
 install: $(STAMP)
 
@@ -23,6 +23,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest -q
+
+# ruff (lint + format check) and the layer contracts (tests/test_structure.py), before the tests
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pytest -q tests/test_structure.py -k "not wheel"
 
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow

@@ -36,8 +36,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from embedllm.synthetic import PAPER_BENCHMARKS, SyntheticMatrix, make_matrix  # noqa: E402
 from embedllm import onboarding as ob  # noqa: E402
+from embedllm.synthetic import PAPER_BENCHMARKS, SyntheticMatrix, make_matrix  # noqa: E402
 
 
 def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):

@@ -156,3 +156,55 @@ def test_locked_warehouse_is_a_one_line_error_and_nothing_is_written(
 def test_commands_have_help_with_an_example(command, monkeypatch, capsys):
     code, out, _ = run(monkeypatch, capsys, *command, "--help")
     assert code == 0 and "Example" in out and "--warehouse" in out
+
+
+# ------------------------------------------------------------------------------- `embedllm sql` cannot write
+
+
+def make_other_warehouse(path: Path) -> Path:
+    """Create another DuckDB file holding a `correctness` table with one row, for escape attempts."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE correctness AS SELECT 1 AS model_id, 'q' AS question_id, 1 AS label")
+    con.close()
+    return path
+
+
+@pytest.mark.parametrize(
+    "statement, says",
+    [
+        ("ATTACH '{other}' AS o (READ_WRITE)", "ATTACH statements are not allowed"),
+        ("DELETE FROM correctness", "DELETE statements are not allowed"),
+        ("COPY (SELECT * FROM models) TO '{other}'", "COPY statements are not allowed"),
+        ("SELECT 1; DELETE FROM correctness", "exactly one statement"),
+        ("INSTALL httpfs", "LOAD statements are not allowed"),
+        ("SET threads = 1", "SET statements are not allowed"),
+        ("SELECT * FROM read_text('/etc/hostname')", "--allow-files"),
+        ("SELECT * FROM glob('/etc/*')", "--allow-files"),
+        ("SELECT * FROM read_parquet('{other}')", "--allow-files"),
+        ("CREATE TABLE x AS SELECT 1", "CREATE statements are not allowed"),
+    ],
+)
+def test_sql_refuses_every_way_out_with_one_line(filled, tmp_path, monkeypatch, capsys, statement, says):
+    other = make_other_warehouse(tmp_path / "other.duckdb")
+    before = other.read_bytes()
+    code, out, err = run(monkeypatch, capsys, "sql", statement.format(other=other))
+    assert code == 1 and says in err and err.count("\n") == 1, err
+    assert other.read_bytes() == before  # the other warehouse is untouched
+    code, out, _ = run(monkeypatch, capsys, "sql", "SELECT count(*) AS n FROM correctness", "-f", "csv")
+    assert code == 0 and int(out.splitlines()[1]) > 0  # nothing was deleted here either
+
+
+def test_sql_reads_other_files_only_with_allow_files(filled, tmp_path, monkeypatch, capsys):
+    import polars as pl
+
+    pl.DataFrame({"x": [1, 2, 3]}).write_parquet(tmp_path / "extra.parquet")
+    query = f"SELECT sum(x) AS s FROM read_parquet('{tmp_path / 'extra.parquet'}')"
+    assert run(monkeypatch, capsys, "sql", query)[0] == 1
+    code, out, _ = run(monkeypatch, capsys, "sql", query, "--allow-files", "-f", "csv")
+    assert code == 0 and out.splitlines()[1] == "6"
+    code, _, err = run(monkeypatch, capsys, "sql", f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'", "--allow-files")
+    assert code == 1 and "COPY statements are not allowed" in err and not (tmp_path / "out.csv").exists()
+    code, out, _ = run(monkeypatch, capsys, "sql", "DESCRIBE correctness", "-f", "csv")
+    assert code == 0 and "label" in out

@@ -75,6 +75,58 @@ def session(
         con.close()
 
 
+READ_STATEMENTS = ("SELECT", "EXPLAIN")  # DESCRIBE, SHOW, SUMMARIZE, FROM ... and WITH ... parse as SELECT
+LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
+}
+
+
+def read_only_statement(text: str) -> str:
+    """Return TEXT if DuckDB's parser finds exactly one read-only statement in it; WarehouseError otherwise."""
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"sql: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise WarehouseError(f"sql: give exactly one statement, not {len(statements)} (no `;`-separated lists)")
+    kind = statements[0].type.name
+    if kind not in READ_STATEMENTS:
+        raise WarehouseError(
+            f"sql: {kind} statements are not allowed: `embedllm sql` is read-only (SELECT, "
+            "DESCRIBE, SHOW, EXPLAIN); write through the embedllm commands"
+        )
+    return text
+
+
+def connect_for_queries(path: str | Path, *, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
+    """Return a read-only connection with extensions, configuration changes and (unless allowed) files locked."""
+    db = Path(path)
+    if not db.exists():
+        raise WarehouseError(
+            f"no warehouse at {db}: run `embedllm run` or an `embedllm import` first, "
+            "or point --warehouse at an existing file"
+        )
+    config = {**LOCKED_DOWN, "enable_external_access": allow_files}
+    try:
+        return duckdb.connect(str(db), read_only=True, config=config)
+    except duckdb.IOException as exc:
+        raise (
+            WarehouseLocked(_lock_message(db, exc))
+            if "lock" in str(exc).lower()
+            else WarehouseError(f"cannot open warehouse {db}: {_first_line(exc)}")
+        ) from exc
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """Return the first line of an exception's message, capped (quoted input can be long)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in one transaction: commit on success, roll back everything on any exception."""

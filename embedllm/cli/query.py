@@ -27,11 +27,15 @@ def run_sql(con, text: str):
     import duckdb
     import polars as pl
 
+    import warehouse as wh
+
     try:
-        rel = con.sql(text)
+        rel = con.sql(wh.read_only_statement(text))
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         hint = " (the connection is read-only)" if "read-only" in str(exc).lower() else ""
+        if "disabled by configuration" in str(exc):
+            hint = " (other files are off limits: pass --allow-files to read them with read_parquet, read_csv ...)"
         raise EmbedLLMError(f"sql: {first}{hint}") from None
     if rel is None:
         return pl.DataFrame()
@@ -85,16 +89,31 @@ def sql(
         ),
     ],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="output format")] = Format.table,
+    allow_files: Annotated[
+        bool,
+        typer.Option(
+            "--allow-files",
+            help="let the query read other files (read_parquet, read_csv, glob); writing stays impossible",
+        ),
+    ] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run an ad hoc query on a read-only connection to the warehouse.
+    """Run one read-only statement (SELECT, DESCRIBE, SHOW, EXPLAIN) on a locked-down connection.
+
+    The connection cannot write, attach other databases, install or load extensions, change settings or, without
+    --allow-files, touch any file but the warehouse.
 
     Example: embedllm sql "SELECT * FROM leaderboard WHERE benchmark = 'gsm8k'" --format csv
+
+    Example: embedllm sql "SELECT count(*) FROM read_parquet('staging/*.parquet')" --allow-files
     """
     import warehouse as wh
 
-    with wh.session(resolve_warehouse(warehouse), read_only=True) as con:
+    con = wh.connect_for_queries(resolve_warehouse(warehouse), allow_files=allow_files)
+    try:
         frame = run_sql(con, statement)
+    finally:
+        con.close()
     typer.echo(render(frame, fmt))
 
 
