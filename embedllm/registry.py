@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -454,8 +455,8 @@ def make_entry(
     unknown = sorted(set(eval_args) - EVAL_ARG_KEYS)
     if unknown:
         raise ConfigError(f"unknown eval arg(s) {', '.join(unknown)}; allowed: {', '.join(sorted(EVAL_ARG_KEYS))}")
-    if cost_per_mtok is not None and cost_per_mtok < 0:
-        raise ConfigError(f"--cost-per-mtok must be >= 0, got {cost_per_mtok}")
+    if cost_per_mtok is not None and not (math.isfinite(cost_per_mtok) and cost_per_mtok >= 0):
+        raise ConfigError(f"--cost-per-mtok must be a finite number >= 0, got {cost_per_mtok}")
     check_endpoint(base_url, api_key_env)
     backend = backend or (DEFAULT_API_BACKEND if base_url else "hf")
     if base_url and backend not in API_BACKENDS:

@@ -661,6 +661,8 @@ def import_lm_eval_dir(
     from tasks import stage
     from tasks.load import load_batches
 
+    if not model.strip():
+        raise InputError("--model is empty: give the name to file the labels under, e.g. --model my-org/my-model")
     results, samples = read_lm_eval_dir(directory)
     batches = batches_from_results(
         results, samples, model=model, kind=KIND, source=str(directory), rules=rules, model_revision=revision

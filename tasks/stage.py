@@ -87,13 +87,25 @@ def writing(db: str | Path, name: str, *, wait: float = 0.0) -> Iterator[StageRe
     report = StageReport(stage=name)
     t0 = time.perf_counter()
     token = _file_wait.set(max(DUCKDB_WAIT_SECONDS, wait))
+    new_file = not Path(db).exists()
     try:
         with run_lock(db, wait=wait, what=name):
             with session(db) as con:
                 before = table_counts(con)
-            yield report
+            try:
+                yield report
+            except BaseException:
+                if new_file:  # a command that failed on a new --warehouse path leaves no file behind
+                    remove_warehouse_files(db)
+                raise
             with session(db) as con:
                 report.rows = added_rows(before, table_counts(con))
     finally:
         _file_wait.reset(token)
     report.seconds = time.perf_counter() - t0
+
+
+def remove_warehouse_files(db: str | Path) -> None:
+    """Delete a warehouse file this process just created, with its write-ahead log."""
+    for path in (Path(db), Path(f"{db}.wal")):
+        path.unlink(missing_ok=True)

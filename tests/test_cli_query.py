@@ -208,3 +208,25 @@ def test_sql_reads_other_files_only_with_allow_files(filled, tmp_path, monkeypat
     assert code == 1 and "COPY statements are not allowed" in err and not (tmp_path / "out.csv").exists()
     code, out, _ = run(monkeypatch, capsys, "sql", "DESCRIBE correctness", "-f", "csv")
     assert code == 0 and "label" in out
+
+
+def test_bad_values_are_refused_with_one_line_and_a_new_warehouse_path_stays_empty(tmp_path, monkeypatch, capsys):
+    from embedllm.tiny_lm import build_tiny_lm
+
+    folder = build_tiny_lm(tmp_path / "tiny")
+    capsys.readouterr()  # the build's progress bars
+    fresh = tmp_path / "fresh.duckdb"
+    for cost in ("nan", "inf", "-1"):
+        code, _, err = run(
+            monkeypatch, capsys, "models", "add", str(folder), "--cost-per-mtok", cost, "-w", str(fresh)
+        )
+        assert code == 1 and "--cost-per-mtok must be a finite number >= 0" in err and err.count("\n") == 1
+    code, _, err = run(
+        monkeypatch, capsys, "import", "lm-eval", str(JSONL), "--model", "", *RULE_ARGS, "-w", str(fresh)
+    )
+    assert code == 1 and err.startswith("error: --model is empty") and err.count("\n") == 1
+    bad = write_dataset(tmp_path / "csv")
+    (bad / "train.csv").write_text((bad / "train.csv").read_text().replace(",1,", ",7,", 1))  # a label of 7
+    code, _, err = run(monkeypatch, capsys, "import", "embedllm-csv", str(bad), "-w", str(fresh))
+    assert code == 1 and err.count("\n") == 1
+    assert not fresh.exists(), "a failed command left a database file at a new --warehouse path"
