@@ -499,6 +499,16 @@ def _columns_from_frame(
     return cols
 
 
+def _check_sample_count(task: str, n_rows: int, results: dict, src: str) -> None:
+    """Refuse a samples file with fewer or more rows than lm-eval's `n-samples` says it evaluated for the task."""
+    expected = ((results.get("n-samples") or {}).get(task) or {}).get("effective")
+    if expected is not None and int(expected) != n_rows:
+        raise InputError(
+            f"{src}: task {task} has {n_rows} sample rows but lm-eval evaluated {expected} (n-samples in the results "
+            "file): the samples file is truncated or from another run; copy the whole --output_path folder"
+        )
+
+
 def batch_for_task(
     task: str,
     results: dict,
@@ -530,6 +540,7 @@ def batch_for_task(
     doc_ids, targets = cols["doc_id"], cols["target"]
     n_choices = cols["n_requests"] if output_type == "multiple_choice" else [None] * len(qids)
     n_samples = len(qids)
+    _check_sample_count(task, n_samples, results, src)
     bad = next((v for v in values if v not in (0.0, 1.0)), None) if rule.threshold is None else None
     if bad is not None:
         raise ConfigError(

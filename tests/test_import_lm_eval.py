@@ -360,3 +360,15 @@ def test_failed_import_leaves_nothing_even_after_good_tasks(con, tmp_path):
         load_batches(con, batches)
     assert con.sql("SELECT count(*) FROM loads").fetchall()[0][0] == 0
     assert con.sql("SELECT count(*) FROM models").fetchall()[0][0] == 0
+
+
+@pytest.mark.parametrize("keep", [4, 11])
+def test_samples_file_cut_at_a_line_boundary_is_refused_against_n_samples(tmp_path, keep):
+    """A trimmed samples file whose mean may still match lm-eval's aggregate is caught by the row count."""
+    copy = tmp_path / "out"
+    shutil.copytree(JSONL, copy)
+    samples = sorted((copy / "tiny-lm").glob("samples_fx_mc_*.jsonl"))[-1]
+    lines = samples.read_text().splitlines()
+    samples.write_text("\n".join(lines[:keep]) + "\n")
+    with pytest.raises(InputError, match=rf"task fx_mc has {keep} sample rows but lm-eval evaluated 12"):
+        _batches(copy)
