@@ -203,11 +203,40 @@ def _samples_file(results_file: Path, task: str, all_tasks: set[str]) -> Path:
     )
 
 
-def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.DataFrame]]:
+def run_model(res: dict) -> str:
+    """Return which model an lm-eval results file is a run of: its model_name, else the pretrained model_args."""
+    args = (res.get("config") or {}).get("model_args") or ""
+    if isinstance(args, str):
+        args = dict(kv.split("=", 1) for kv in args.split(",") if "=" in kv)
+    named = next((str(args[k]) for k in ("pretrained", "model", "path", "engine") if args.get(k)), None)
+    return str(res.get("model_name") or named or args or "unknown")
+
+
+def runs_of_one_model(root: Path, parsed: list[tuple[Path, dict]], model: str | None) -> list[tuple[Path, dict]]:
+    """Return the runs of one model: all when the folder holds one, else those of MODEL; refuse when unclear."""
+    by_model: dict[str, list[tuple[Path, dict]]] = {}
+    for f, res in parsed:
+        by_model.setdefault(run_model(res), []).append((f, res))
+    if len(by_model) == 1:
+        return parsed
+    wanted = [m for m in by_model if model and (m == model or Path(m).name == model or m.endswith("/" + model))]
+    if len(wanted) == 1:
+        return by_model[wanted[0]]
+    raise InputError(
+        f"{root} holds runs of {len(by_model)} different models ({', '.join(sorted(by_model))}): "
+        "pass --model as one of them or point at one model's folder, so no labels are filed under "
+        "the wrong model"
+    )
+
+
+def read_lm_eval_dir(
+    path: str | Path, model: str | None = None
+) -> tuple[dict, dict[str, list[dict] | pl.DataFrame]]:
     """Return (results, samples by task) from an lm-eval output folder of any 0.4.x version (newest run per task).
 
-    A task's samples are a list of dicts as lm-eval logged them, or (lm-eval >= 0.4.3 JSON lines, the fast path)
-    a polars frame of the fields the importer needs; batches_from_results takes either.
+    Only runs of one model are read (see runs_of_one_model). A task's samples are a list of dicts as lm-eval logged
+    them, or (lm-eval >= 0.4.3 JSON lines, the fast path) a polars frame of the fields the importer needs;
+    batches_from_results takes either.
     """
     root = Path(path)
     files = sorted(_results_files(root), key=_stamp)
@@ -215,6 +244,7 @@ def read_lm_eval_dir(path: str | Path) -> tuple[dict, dict[str, list[dict] | pl.
     for f, res in parsed:
         if not isinstance(res, dict) or "results" not in res or "configs" not in res:
             raise InputError(f"{f}: not an lm-eval results file (no `results`/`configs` keys); {_LAYOUT_HELP}")
+    parsed = runs_of_one_model(root, parsed, model)
     newest_for: dict[str, tuple[Path, dict]] = {}
     for f, res in parsed:  # ascending time: later files overwrite
         for task in res["configs"]:
@@ -674,7 +704,7 @@ def import_lm_eval_dir(
 
     if not model.strip():
         raise InputError("--model is empty: give the name to file the labels under, e.g. --model my-org/my-model")
-    results, samples = read_lm_eval_dir(directory)
+    results, samples = read_lm_eval_dir(directory, model)
     batches = batches_from_results(
         results, samples, model=model, kind=KIND, source=str(directory), rules=rules, model_revision=revision
     )

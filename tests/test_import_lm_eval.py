@@ -31,7 +31,7 @@ RULES = {"fx_mc": "acc", "fx_gen": "exact_match,flexible-extract", "fx_cont": "p
 
 
 def _batches(path, rules=RULES, model="tiny-lm"):
-    results, samples = read_lm_eval_dir(path)
+    results, samples = read_lm_eval_dir(path, model)
     return {
         b.meta.task: b
         for b in batches_from_results(
@@ -372,3 +372,27 @@ def test_samples_file_cut_at_a_line_boundary_is_refused_against_n_samples(tmp_pa
     samples.write_text("\n".join(lines[:keep]) + "\n")
     with pytest.raises(InputError, match=rf"task fx_mc has {keep} sample rows but lm-eval evaluated 12"):
         _batches(copy)
+
+
+def other_model_run(folder: Path, name: str) -> None:
+    """Copy the newest fx_mc run into FOLDER as a newer run of another model (its samples files too)."""
+    src = _newest_results(JSONL / "tiny-lm")
+    stamp = "2026-11-30T00-00-00.000000"
+    data = json.loads(src.read_text())
+    data["model_name"], data["config"]["model_args"] = name, {"pretrained": name}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"results_{stamp}.json").write_text(json.dumps(data))
+    for f in (JSONL / "tiny-lm").glob(f"samples_*_{src.stem.removeprefix('results_')}.jsonl"):
+        shutil.copy(f, folder / f.name.replace(src.stem.removeprefix("results_"), stamp))
+
+
+def test_a_folder_with_runs_of_two_models_is_refused_or_narrowed_to_the_named_one(tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(JSONL, copy)
+    other_model_run(copy / "tiny-lm", "org/other-model")  # side by side with tiny-lm's runs
+    with pytest.raises(InputError, match=r"holds runs of 2 different models \(<tmp>/tiny-lm, org/other-model\)"):
+        _batches(copy, model="my-name")
+    mine = _batches(copy, model="tiny-lm")  # the named model's runs only
+    assert all("2026-11-30" not in b.meta.source for b in mine.values()) and set(mine) == set(RULES)
+    theirs = _batches(copy, model="org/other-model")
+    assert theirs and all("2026-11-30" in b.meta.source for b in theirs.values())
