@@ -29,6 +29,8 @@ from embedllm.synthetic import make_matrix, write_embedllm_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "lm_eval" / "jsonl"
+# Stages that commit in chunks on purpose (a killed embed resumes where it stopped): (table, rows per commit).
+CHUNKED = {"embed": ("question_embeddings", 1024)}
 TABLES = (
     "models",
     "questions",

