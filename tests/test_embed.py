@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from embedllm.embedders import (
+    DEFAULT_EMBEDDER,
     DEMO_EMBEDDER,
     PAPER_EMBEDDER,
     EmbedderError,
