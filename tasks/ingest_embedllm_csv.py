@@ -23,6 +23,7 @@ about 20 CPU-seconds (benchmarks/import_embedllm_csv.py).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import time
@@ -92,9 +93,16 @@ def layout(directory: str | Path) -> dict[str, Path]:
 
 
 def header(path: Path) -> list[str]:
-    """Return the column names on the first line of a CSV file."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        return [c.strip() for c in next(csv.reader(fh), [])]
+    """Return the column names on the first line of a CSV file (a UTF-8 byte order mark is skipped)."""
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: the header line is not UTF-8 (byte {exc.start}): save the file as UTF-8"
+        ) from None
+    return [c.strip() for c in next(csv.reader([text]), [])]
 
 
 def require_columns(path: Path, columns: tuple[str, ...] | list[str]) -> None:
@@ -108,13 +116,30 @@ def require_columns(path: Path, columns: tuple[str, ...] | list[str]) -> None:
 
 
 def content_hash(files: dict[str, Path]) -> str:
-    """Return the sha256 over every file's name and bytes (the import's identity: same files => no-op)."""
+    """Return the sha256 over every file's name and bytes (the import's identity: same files => no-op).
+
+    The same pass checks what the CSV reader would choke on later: bytes that are not UTF-8 (named by line and
+    byte) and line endings that are a lone CR.
+    """
     h = hashlib.sha256()
     for role in sorted(files):
         h.update(f"{role}:{files[role].stat().st_size}\n".encode())
+        decoder, offset, lines, has_lf, has_cr = codecs.getincrementaldecoder("utf-8")(), 0, 1, False, False
         with open(files[role], "rb") as fh:
             while chunk := fh.read(1 << 24):
                 h.update(chunk)
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line = lines + chunk[: max(exc.start, 0)].count(b"\n")
+                    raise InputError(
+                        f"{files[role]}: line {line} (byte {offset + max(exc.start, 0)}) is not UTF-8: "
+                        "save the file as UTF-8"
+                    ) from None
+                offset, lines = offset + len(chunk), lines + chunk.count(b"\n")
+                has_lf, has_cr = has_lf or b"\n" in chunk, has_cr or b"\r" in chunk
+        if has_cr and not has_lf:
+            raise InputError(f"{files[role]}: lines end in a lone CR (old Mac style): convert them to LF or CRLF")
     return h.hexdigest()
 
 
@@ -136,8 +161,14 @@ def read_label_rows(files: dict[str, Path], with_names: bool) -> pl.DataFrame:
         raw = pl.concat(frames).collect()
     except pl.exceptions.PolarsError as exc:
         raise InputError(
-            f"{files['train'].parent}: cannot parse the split CSV files ({str(exc).splitlines()[0]})"
+            f"{files['train'].parent}: cannot parse the split CSV files ({str(exc).splitlines()[0][:300]})"
         ) from None
+    empty = [split for split in SPLITS if raw.filter(pl.col("split") == split).height == 0]
+    if empty:
+        raise InputError(
+            f"{files[empty[0]]}: no label rows, only the header ({', '.join(empty)} empty): every split "
+            "file needs rows (train.csv is what training learns from)"
+        )
     return raw.with_columns(
         pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"),
         pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
@@ -365,10 +396,10 @@ def import_embedllm_csv(
     step = progress or (lambda _text: None)
     t0 = time.perf_counter()
     files = layout(directory)
+    step("hashing the files (same content => already loaded)")
+    digest = content_hash(files)  # also refuses non-UTF-8 bytes and lone-CR line endings, naming the line
     for split in SPLITS:
         require_columns(files[split], ["prompt_id", "model_id", "label", "category"])
-    step("hashing the files (same content => already loaded)")
-    digest = content_hash(files)
     summary = CsvImport(directory=str(directory), content_hash=digest)
     summary.seconds["hash"] = time.perf_counter() - t0
     with stage.writing(db, "import", wait=wait) as report:

@@ -209,3 +209,56 @@ def test_synthetic_writer_round_trips_through_the_importer(con, warehouse_path, 
     assert (got >= m.labels).all() and changed <= counts["n_conflicts"]  # MAX only turns conflicts to 1
     splits = dict(con.sql("SELECT doc_id, split FROM questions").fetchall())
     assert [splits[i] for i in range(60)] == m.split.tolist()
+
+
+def _mutate(folder: Path, name: str, change) -> None:
+    """Rewrite one file of the dataset through change(bytes) -> bytes."""
+    (folder / name).write_bytes(change((folder / name).read_bytes()))
+
+
+def _header_only(data: bytes) -> bytes:
+    """Return only the header line of a CSV file's bytes."""
+    return data.split(b"\n", 1)[0] + b"\n"
+
+
+@pytest.mark.parametrize(
+    "name, change, says",
+    [
+        (
+            "train.csv",
+            lambda b: b.replace(b"geo", b"g\xff\xfeo", 1),
+            r"train\.csv: line \d+ \(byte \d+\) is not UTF-8",
+        ),
+        ("question_order.csv", lambda b: b + b'99,"caf\xe9"\n', r"question_order\.csv: line \d+ .* not UTF-8"),
+        ("train.csv", lambda b: b.replace(b"\n", b"\r"), r"train\.csv: lines end in a lone CR"),
+        ("train.csv", _header_only, r"train\.csv: no label rows, only the header \(train empty\)"),
+    ],
+)
+def test_byte_level_and_empty_split_problems_are_one_line_errors_and_nothing_is_written(
+    tmp_path, warehouse_path, name, change, says
+):
+    import warehouse
+
+    folder = write_dataset(tmp_path / "csv")
+    _mutate(folder, name, change)
+    with pytest.raises(InputError, match=says) as err:
+        import_embedllm_csv(warehouse_path, folder)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 600
+    if warehouse_path.exists():
+        with warehouse.session(warehouse_path, read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM correctness").fetchall()[0][0] == 0
+
+
+def test_all_three_split_files_header_only_is_one_line_error(tmp_path, warehouse_path):
+    folder = write_dataset(tmp_path / "csv")
+    for split in ("train", "val", "test"):
+        _mutate(folder, f"{split}.csv", _header_only)
+    with pytest.raises(InputError, match=r"no label rows, only the header \(train, val, test empty\)"):
+        import_embedllm_csv(warehouse_path, folder)
+
+
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, warehouse_path):
+    folder = write_dataset(tmp_path / "csv")
+    for split in ("train", "val", "test"):
+        _mutate(folder, f"{split}.csv", lambda b: b"\xef\xbb\xbf" + b)
+    assert import_embedllm_csv(warehouse_path, folder).summary.report.n_labels == 8
