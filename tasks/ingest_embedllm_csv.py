@@ -384,6 +384,26 @@ class CsvImportResult:
     report: StageReport
 
 
+def refuse_changed_prompts(con: duckdb.DuckDBPyConnection, questions: pl.DataFrame) -> None:
+    """Refuse a dataset whose question ids are known with another prompt text (another or a corrected dataset)."""
+    con.register("_csv_questions", questions.select("question_id", "task", "doc_id", "prompt").to_arrow())
+    try:
+        clash = con.execute(
+            "SELECT n.task, n.doc_id, q.prompt, n.prompt, count(*) OVER () FROM _csv_questions n "
+            "JOIN questions q USING (question_id) WHERE q.prompt IS DISTINCT FROM n.prompt LIMIT 1"
+        ).fetchall()
+    finally:
+        con.unregister("_csv_questions")
+    if clash:
+        task, doc_id, old, new, n = clash[0]
+        cut = lambda t: repr(t if len(t) <= 80 else t[:77] + "...")
+        raise InputError(
+            f"{n:,} question(s) of this dataset are in the warehouse with other prompt text, e.g. category {task} "
+            f"prompt_id {doc_id}: {cut(old)} there, {cut(new)} here; labels would land on the wrong prompts, so "
+            "nothing was imported: import this dataset into another --warehouse"
+        )
+
+
 def import_embedllm_csv(
     db: str | Path, directory: str | Path, *, progress: Callable[[str], None] | None = None, wait: float = 0.0
 ) -> CsvImportResult:
@@ -415,6 +435,7 @@ def import_embedllm_csv(
             t1 = time.perf_counter()
             with stage.session(db) as con:
                 con.execute("SET enable_progress_bar = false")  # keep DuckDB's own bar out of the CLI output
+                refuse_changed_prompts(con, batch.questions)
                 summary.report = load_batches(con, [batch])
             summary.seconds["load"] = time.perf_counter() - t1
         summary.seconds["total"] = time.perf_counter() - t0

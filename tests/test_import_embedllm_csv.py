@@ -262,3 +262,20 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path, warehouse_path):
     for split in ("train", "val", "test"):
         _mutate(folder, f"{split}.csv", lambda b: b"\xef\xbb\xbf" + b)
     assert import_embedllm_csv(warehouse_path, folder).summary.report.n_labels == 8
+
+
+def test_a_second_dataset_with_other_prompts_for_the_same_ids_is_refused(tmp_path, warehouse_path):
+    import warehouse
+
+    first = write_dataset(tmp_path / "first")
+    import_embedllm_csv(warehouse_path, first)
+    second = write_dataset(tmp_path / "second")
+    for name in ("train.csv", "val.csv", "test.csv", "question_order.csv"):
+        _mutate(second, name, lambda b: b.replace(b"What is 1+1?", b"What is 2+2?"))
+    with pytest.raises(
+        InputError, match=r"1 question\(s\) of this dataset are in the warehouse with other prompt"
+    ):
+        import_embedllm_csv(warehouse_path, second)
+    with warehouse.session(warehouse_path, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM questions WHERE prompt = 'What is 2+2?'").fetchall() == [(0,)]
+        assert con.execute("SELECT count(*) FROM loads").fetchall() == [(1,)]
