@@ -102,7 +102,10 @@ def header(path: Path) -> list[str]:
         raise InputError(
             f"{path}: the header line is not UTF-8 (byte {exc.start}): save the file as UTF-8"
         ) from None
-    return [c.strip() for c in next(csv.reader([text]), [])]
+    try:
+        return [c.strip() for c in next(csv.reader([text.rstrip("\r\n")]), [])]
+    except csv.Error as exc:
+        raise InputError(f"{path}: cannot read the header line ({exc})") from None
 
 
 def require_columns(path: Path, columns: tuple[str, ...] | list[str]) -> None:
@@ -201,13 +204,27 @@ def check_rows(rows: pl.DataFrame, files: dict[str, Path]) -> None:
     )
 
 
+def parsed(where: Path, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
+    """Return read(); a CSV the parser cannot read becomes one InputError line naming the file."""
+    try:
+        return read()
+    except pl.exceptions.PolarsError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise InputError(f"{where}: cannot parse the CSV ({first}); check its quoting and columns") from None
+
+
 def model_names(rows: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
     """Return (mid, model) for every model_id in the rows: model_order.csv if present, else the rows' model_name."""
     if "model_order" in files:
         require_columns(files["model_order"], ["model_id", "model_name"])
-        names = pl.read_csv(files["model_order"], infer_schema=False, columns=["model_id", "model_name"]).select(
-            pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
-            pl.col("model_name").alias("model"),
+        names = parsed(
+            files["model_order"],
+            lambda: pl.read_csv(
+                files["model_order"], infer_schema=False, columns=["model_id", "model_name"]
+            ).select(
+                pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
+                pl.col("model_name").alias("model"),
+            ),
         )
         if names["mid"].null_count():
             raise InputError(f"{files['model_order']}: column model_id holds a value that is not an integer")
@@ -239,12 +256,15 @@ def prompts(pids: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
             require_columns(files[split], ["prompt"])
         src = pl.concat([pl.scan_csv(files[s], infer_schema=False).select("prompt_id", "prompt") for s in SPLITS])
         where = files["train"].parent
-    text = (
-        src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
-        .filter(pl.col("pid").is_not_null())
-        .unique("pid", keep="first")
-        .select("pid", "prompt")
-        .collect(engine="streaming")
+    text = parsed(
+        where,
+        lambda: (
+            src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
+            .filter(pl.col("pid").is_not_null())
+            .unique("pid", keep="first")
+            .select("pid", "prompt")
+            .collect(engine="streaming")
+        ),
     )
     out = pids.join(text, on="pid", how="left")
     if out["prompt"].null_count():
