@@ -258,6 +258,50 @@ class Router:
         return self.route(self.encode(texts), cost_weight, top_k, allowed_names, questions=list(texts))
 
 
+# ================================================================================================ explanations
+
+
+@dataclass
+class Neighbours:
+    """Answered training questions to explain a routing decision with: the nearest ones the chosen model answered.
+
+    embeddings (N, D) are the questions' vectors from the run's embedder (L2-normalised, so a dot product is the
+    cosine); labels (M, N) are the observed labels of the router's M models (-1 = not answered).
+    """
+
+    embeddings: np.ndarray  # (N, D) float32
+    question_ids: list[str]
+    benchmarks: list[str]
+    prompts: list[str]
+    labels: np.ndarray  # (M, N) int8, -1 where the model has no label
+
+    def explain(self, q_emb: np.ndarray, chosen: list[int], k: int = 3) -> list[dict]:
+        """Return per question (Q, D) the K nearest questions model CHOSEN[i] answered, and how it did on them."""
+        if not len(self.question_ids) or k <= 0:
+            return [{"nearest": [], "answered": 0, "correct": 0} for _ in chosen]
+        sims = np.asarray(q_emb, dtype=np.float32) @ self.embeddings.T  # (Q, N)
+        out = []
+        for i, m in enumerate(chosen):
+            row = np.where(self.labels[m] >= 0, sims[i], -np.inf)
+            n = int(min(k, np.isfinite(row).sum()))
+            top = np.argpartition(-row, n - 1)[:n] if n else np.array([], dtype=int)
+            top = top[np.argsort(-row[top], kind="stable")]
+            nearest = [
+                {
+                    "question_id": self.question_ids[j],
+                    "benchmark": self.benchmarks[j],
+                    "prompt": self.prompts[j],
+                    "similarity": round(float(row[j]), 4),
+                    "correct": bool(self.labels[m, j]),
+                }
+                for j in top
+            ]
+            out.append(
+                {"nearest": nearest, "answered": n, "correct": int(sum(q["correct"] for q in nearest))}
+            )
+        return out
+
+
 # ================================================================================================ cost sweeps
 
 

@@ -2,6 +2,9 @@
 
     load_router(db, run_id)   one short read session: the run, its model, the model vectors, names, ids, costs
                               and active flags, as an embedllm.routing.Router (a service keeps it warm)
+    load_served(db, run_id)   the same plus what `embedllm serve` answers with: the models' registry fields and
+                              benchmark forecasts, the answered training questions that explain a choice
+    served_version(db, run_id) the run id, vector count and last onboarding: a service reloads when it changes
     route(db, texts, ...)     load_router, embed the texts with the run's embedder (no connection open), route
 
 Model vectors come from the warehouse's model_embeddings for the run, so models onboarded later (fitted with
@@ -11,6 +14,7 @@ and takes no run lock.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -21,6 +25,7 @@ import warehouse
 from embedllm.embedders import canonical_name
 from embedllm.routing import (  # noqa: F401
     Candidate,
+    Neighbours,
     RouteBatch,
     RouteChoice,
     Router,
@@ -79,3 +84,56 @@ def route(
     if q_emb is None:
         q_emb = router.encode(texts)
     return router.route(q_emb, cost_weight, top_k, allowed_names, questions=list(texts))
+
+
+@dataclass
+class Served:
+    """Everything a routing service answers from, read in one session: router, models, explanations, version."""
+
+    router: Router
+    models: list[dict]  # per model of the run: registry fields and per-benchmark forecasts (serve_models)
+    neighbours: Neighbours
+    version: tuple  # served_version at load time
+
+
+def read_version(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple | None:
+    """Return (run id, model vectors, last onboarding) of run_id (default: latest completed), None if no run."""
+    rows = warehouse.query(con, "serve_version", {"run_id": run_id})
+    return tuple(rows.row(0)) if rows.height else None
+
+
+def served_version(db: str | Path, run_id: str | None = None) -> tuple | None:
+    """Return read_version in one short read-only session (what a service polls to decide to reload)."""
+    with stage.session(db, read_only=True) as con:
+        return read_version(con, run_id)
+
+
+def read_neighbours(con: duckdb.DuckDBPyConnection, router: Router) -> Neighbours:
+    """Return the run's answered train-split questions (embedded with its embedder) and its models' labels."""
+    params = {"embedder": router.embedder}
+    questions = warehouse.query(con, "serve_questions", params)
+    labels = warehouse.query(con, "serve_labels", {**params, "run_id": router.run_id})
+    col = {q: j for j, q in enumerate(questions["question_id"].to_list())}
+    row = {m: i for i, m in enumerate(router.ids)}
+    matrix = np.full((len(router.ids), len(col)), -1, dtype=np.int8)
+    if labels.height:
+        rows = np.array([row[m] for m in labels["model_id"].to_list()])
+        cols = np.array([col[q] for q in labels["question_id"].to_list()])
+        matrix[rows, cols] = labels["label"].to_numpy()
+    dim = router.model.config.question_dim
+    return Neighbours(
+        embeddings=embedding_array(questions["embedding"]) if col else np.zeros((0, dim), dtype=np.float32),
+        question_ids=questions["question_id"].to_list(),
+        benchmarks=questions["benchmark"].to_list(),
+        prompts=questions["prompt"].to_list(),
+        labels=matrix,
+    )
+
+
+def load_served(db: str | Path, run_id: str | None = None) -> Served:
+    """Return the Served state of run_id (default: the latest completed run), read in one read-only session."""
+    with stage.session(db, read_only=True) as con:
+        version = read_version(con, run_id)
+        router = read_router(con, version[0] if version else run_id, db)
+        models = warehouse.query(con, "serve_models", {"run_id": router.run_id}).to_dicts()
+        return Served(router=router, models=models, neighbours=read_neighbours(con, router), version=version)

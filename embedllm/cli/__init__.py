@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "embed",
     "train",
     "route",
+    "serve",
     "onboard",
     "report",
     "run",

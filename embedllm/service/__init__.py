@@ -1,0 +1,1 @@
+"""The routing service behind `embedllm serve` (an edge, like the CLI): state, HTTP app, OpenAI proxy."""
