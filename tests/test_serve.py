@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -15,17 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serving import KEY, Service
 
 from embedllm.synthetic import make_matrix, write_embedllm_csv
-
-KEY = "test-key-123"
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def build_warehouse(root: Path) -> Path:
@@ -48,41 +39,6 @@ def build_warehouse(root: Path) -> Path:
 def trained_db(tmp_path_factory):
     """A trained warehouse (module-wide; tests that write use a copy)."""
     return build_warehouse(tmp_path_factory.mktemp("serve"))
-
-
-class Service:
-    """A running `embedllm serve` process and an httpx client for it."""
-
-    def __init__(self, db: Path, *args: str, env: dict | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(db.parent / f"serve-{self.port}.log", "w")
-        cmd = [sys.executable, "-c", "from embedllm.cli import main; main()", "serve", "--warehouse", str(db)]
-        self.proc = subprocess.Popen(
-            [*cmd, "--port", str(self.port), "--log-level", "warning", *args],
-            env={**os.environ, **(env or {})},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.client = httpx.Client(base_url=self.url, timeout=30)
-
-    def wait_up(self, timeout: float = 120) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}: {Path(self.log.name).read_text()}")
-            try:
-                self.client.get("/health", headers={"authorization": f"Bearer {KEY}"})
-                return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("serve did not come up")
-
-    def stop(self) -> None:
-        self.client.close()
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
