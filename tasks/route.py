@@ -4,7 +4,8 @@
                               and active flags, as an embedllm.routing.Router (a service keeps it warm)
     load_served(db, run_id)   the same plus what `embedllm serve` answers with: the models' registry fields and
                               benchmark forecasts, the answered training questions that explain a choice
-    served_version(db, run_id) the run id, vector count and last onboarding: a service reloads when it changes
+    served_version(db, run_id) the run id, vector count, last onboarding and last registry change: a service
+                              reloads when it changes
     route(db, texts, ...)     load_router, embed the texts with the run's embedder (no connection open), route
 
 Model vectors come from the warehouse's model_embeddings for the run, so models onboarded later (fitted with
@@ -97,7 +98,7 @@ class Served:
 
 
 def read_version(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> tuple | None:
-    """Return (run id, model vectors, last onboarding) of run_id (default: latest completed), None if no run."""
+    """Return (run id, vectors, last onboarding, last registry change) of run_id (default: latest), None if no run."""
     rows = warehouse.query(con, "serve_version", {"run_id": run_id})
     return tuple(rows.row(0)) if rows.height else None
 

@@ -222,3 +222,29 @@ def test_hot_reload_swaps_to_a_newer_run_without_a_failed_request(trained_db, tm
         assert "embedllm_reloads_total 1.0" in svc.client.get("/metrics").text
     finally:
         svc.stop()
+
+
+def test_a_form_body_is_told_to_send_json(service):
+    r = service.client.post("/route", data={"prompt": "hi"})
+    assert r.status_code == 400 and "must be a JSON object" in r.json()["error"]["message"]
+
+
+def test_a_registry_change_is_picked_up_without_a_restart(trained_db, tmp_path):
+    db = tmp_path / "wh.duckdb"
+    shutil.copy(trained_db, db)
+    svc = Service(db, "--reload-interval", "0.3")
+    try:
+        svc.wait_up()
+        name = svc.client.get("/models").json()["models"][0]["name"]
+        cli = [sys.executable, "-c", "from embedllm.cli import main; main()", "models", "remove", name]
+        out = subprocess.run([*cli, "--warehouse", str(db)], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        end, active = time.monotonic() + 30, True
+        while active and time.monotonic() < end:
+            time.sleep(0.2)
+            active = svc.client.get("/models").json()["models"][0]["active"]
+        assert active is False  # and it is no longer chosen:
+        r = svc.client.post("/route", json={"prompts": ["a", "b", "c"], "top_k": 100})
+        assert all(name not in [c["model"] for c in x["top_k"]] for x in r.json()["routes"])
+    finally:
+        svc.stop()

@@ -72,7 +72,11 @@ def validation_message(exc: RequestValidationError) -> str:
     first = exc.errors()[0]
     if first.get("type") == "json_invalid":
         return f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})"
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    if not where:
+        return (
+            'the body must be a JSON object such as {"prompt": "..."} (sent with Content-Type: application/json)'
+        )
     return f"{where}: {first.get('msg', 'invalid')}"
 
 
@@ -238,6 +242,15 @@ def create_app(state: ServiceState, api_key: str | None = None) -> FastAPI:
                 502, f"model {name} at {target.base_url} did not answer ({exc})", "upstream_error", headers
             )
         media = reply.headers.get("content-type", "application/json")
+        if reply.status_code >= 500:  # the upstream failed: say which, as JSON, with what it answered
+            text = (await reply.aread()).decode("utf-8", "replace").strip()[:300]
+            await reply.aclose()
+            return error(
+                502,
+                f"model {name} at {target.base_url} answered {reply.status_code}: {text}",
+                "upstream_error",
+                headers,
+            )
         if body.get("stream"):
             return StreamingResponse(
                 reply.aiter_raw(),

@@ -2,7 +2,7 @@
 
 A `Served` snapshot (tasks/route.py) is immutable once loaded; every request takes the current one at its start
 and uses only that, so swapping in a newer snapshot never fails a request in flight. A watcher thread polls
-`served_version` (run id, model vectors, last onboarding) every `reload_interval` seconds in a short read-only
+`served_version` (run id, model vectors, last onboarding, last registry change) every `reload_interval` seconds in a short read-only
 session; when it changes it loads the new snapshot, warms its encoder, then swaps. A poll that finds the file
 held by a writer, or a load that fails, keeps the old snapshot and is retried at the next poll.
 """
