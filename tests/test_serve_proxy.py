@@ -191,6 +191,33 @@ def test_a_named_subset_or_model_goes_only_there(router):
     assert "x-embedllm-p-correct" not in r.headers  # named directly: forwarded without routing
 
 
+def test_an_api_model_is_onboarded_and_routed_to_without_a_download(api_warehouse, upstreams):
+    import warehouse
+
+    up = upstreams[0]  # a third registry entry, served by the first endpoint
+    embedllm(api_warehouse, "models", "add", "api-2", "--base-url", up.url, "--model-args", f"model={up.folder}")
+    suite = api_warehouse.parent / "echo" / "suite.yaml"
+    embedllm(api_warehouse, "onboard", "api-2", "--suite", str(suite), "--questions", "6", "--quiet")
+    con = warehouse.connect(api_warehouse, read_only=True)
+    try:
+        (n,) = con.execute(
+            "SELECT n_questions FROM onboarded_models JOIN models USING (model_id) WHERE name = 'api-2'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert n == 6
+    svc = Service(api_warehouse, "--reload-interval", "0")
+    try:
+        svc.wait_up()
+        models = {m["name"]: m for m in svc.client.get("/models").json()["models"]}
+        assert models["api-2"]["vector"] == "onboarded" and models["api-2"]["benchmarks"]
+        chat = {"model": "router:api-2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        r = svc.client.post("/v1/chat/completions", json=chat)
+        assert r.status_code == 200 and r.headers["x-embedllm-model"] == "api-2"
+    finally:
+        svc.stop()
+
+
 def test_an_upstream_that_is_down_gives_502_json(router, upstreams, api_warehouse):
     port = free_port()  # nothing listens here
     embedllm(api_warehouse, "models", "add", "api-0", "--base-url", f"http://127.0.0.1:{port}/v1")
