@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached warehouse")
     args = parser.parse_args()
     from serving import Service
-    from test_serve_proxy import Upstream
+    from test_serve_proxy import CHAT_TEMPLATE, Upstream
 
     from embedllm.tiny_lm import build_tiny_lm
 
@@ -144,6 +144,8 @@ def main() -> None:
     lm = folder / "tiny-lm"
     if not lm.exists():
         build_tiny_lm(lm, seed=1)
+        config = json.loads((lm / "tokenizer_config.json").read_text())
+        (lm / "tokenizer_config.json").write_text(json.dumps({**config, "chat_template": CHAT_TEMPLATE}))
     upstream = Upstream(lm)
     upstream.wait_up()
     names = give_endpoints(db, upstream.url, str(lm))

@@ -296,9 +296,7 @@ class Neighbours:
                 }
                 for j in top
             ]
-            out.append(
-                {"nearest": nearest, "answered": n, "correct": int(sum(q["correct"] for q in nearest))}
-            )
+            out.append({"nearest": nearest, "answered": n, "correct": int(sum(q["correct"] for q in nearest))})
         return out
 
 

@@ -46,11 +46,11 @@ def serve(
     /v1/completions with `model: "router"` (forwarded to the chosen model's endpoint).
 
     The latest completed training run (or --run), its checkpoint, costs and embedder are loaded once and kept
-    warm; a newer run or onboarding is swapped in without a failed request.
+    warm; a newer run, an onboarding or a registry change is swapped in without a failed request.
 
     Examples: embedllm serve
               EMBEDLLM_KEY=s3cret embedllm serve --port 8400 --api-key-env EMBEDLLM_KEY
-              curl -s localhost:8400/route -d '{"prompt": "What is 12 times 11?"}'
+              curl -s localhost:8400/route -H 'content-type: application/json' -d '{"prompt": "What is 12 times 11?"}'
     """
     import uvicorn
 
