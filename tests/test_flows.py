@@ -258,6 +258,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         "load",
         "validate",
         "embed",
+        "onboard",
         "train",
         "forecast",
         "report",
@@ -278,6 +279,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         "benchmark-forecasts",
         "stage-reports",
         "report",
+        "onboarded-models",
     ):
         assert artifact(key) is not None, key
     assert artifact("evaluation-progress").data == 100.0
