@@ -171,9 +171,7 @@ def record_plan(con: duckdb.DuckDBPyConnection, decisions: list[Decision]) -> in
 def plan_note(plan: RunPlan) -> str:
     """Return the plan's one-line note: models to evaluate, and what the policy decided for the others."""
     evaluated = {j.model for j in plan.jobs}
-    policy = [
-        d.text() for d in plan.decisions if d.action != FULL and (d.action == NOTHING or d.model in evaluated)
-    ]
+    policy = [d.text() for d in plan.decisions if d.action == NOTHING or d.model in evaluated]
     head = (
         f"{len(plan.jobs)} model(s) to evaluate"
         if plan.jobs

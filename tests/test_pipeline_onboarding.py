@@ -358,3 +358,43 @@ def test_the_next_retrain_absorbs_the_new_labels_on_the_sparse_matrix(third_run,
     assert scalar(db, "SELECT count(*) FROM correctness") < n_models * n_q  # trained on a sparse matrix
     assert scalar(db, "SELECT count(*) FROM latest_correctness_forecasts") == n_models * n_q
     assert scalar(db, "SELECT success FROM validation_runs ORDER BY created_at DESC LIMIT 1")
+
+
+# ================================================================================================ imports
+
+
+def import_batches(kind: str) -> list:
+    """Return loader batches of model a (40 questions) and b (the first 20 only), imported as KIND."""
+    import polars as pl
+
+    from embedllm.ids import question_id
+    from tasks.load import Batch, Meta
+
+    out = []
+    for model, n in (("a", 40), ("b", 20)):
+        rows = pl.DataFrame(
+            {
+                "model": model,
+                "question_id": [question_id("t", f"{i:064x}") for i in range(n)],
+                "benchmark": "b",
+                "task": "t",
+                "doc_id": list(range(n)),
+                "prompt": [f"question {i}" for i in range(n)],
+                "label": [(i * 7 + len(model)) % 3 % 2 for i in range(n)],
+            }
+        )
+        out.append(Batch(Meta(kind=kind, content_hash=f"{kind}-{model}", model=model, task="t"), rows))
+    return out
+
+
+@pytest.mark.parametrize(("kind", "passes"), [("lm-eval-import", True), ("embedllm-csv", False)])
+def test_an_lm_eval_import_counts_as_planned_for_what_it_holds(warehouse_path, kind, passes):
+    from tasks.load import load_batches
+    from tasks.validate import validate
+
+    with warehouse.session(warehouse_path) as con:
+        load_batches(con, import_batches(kind))
+    done = validate(warehouse_path, data_docs=False)
+    assert done.result.check("coverage").status == ("pass" if passes else "fail")
+    planned = scalar(warehouse_path, "SELECT count(*) FROM evaluation_plan WHERE reason = 'import'")
+    assert planned == (60 if kind == "lm-eval-import" else 0)
