@@ -219,6 +219,19 @@ def _hessian(form: LinearForm, weights: torch.Tensor, prior: EmbeddingPrior, the
     return (form.z.T[None] * (weights * r * (1 - r))[:, None, :]) @ form.z + prior.precision
 
 
+def _spd_solve(h: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Return H^-1 g for symmetric positive definite Hessians H (B, k, k) and gradients g (B, k), by Cholesky.
+
+    Not torch.linalg.solve: its batched LU returned invalid pivots ("Pivots given to lu_solve must all be >= 1")
+    inside a pipeline run on this machine's CPU build (the same matrices solve in a fresh process); the Hessian
+    is positive definite by construction, and Cholesky is both the right factorisation and unaffected.
+    """
+    chol, info = torch.linalg.cholesky_ex(h)
+    if bool((info != 0).any()):  # not numerically positive definite: a plain solve, one matrix at a time
+        return torch.stack([torch.linalg.solve(hi, gi) for hi, gi in zip(h, g)])
+    return torch.cholesky_solve(g.unsqueeze(-1), chol).squeeze(-1)
+
+
 def fit_embeddings(
     form: LinearForm,
     labels: torch.Tensor,
@@ -236,7 +249,7 @@ def fit_embeddings(
     for _ in range(max_steps):
         r = torch.sigmoid(theta @ form.z.T + form.c)  # (B, n)
         grad = (w * (r - y)) @ form.z + (theta - prior.mean) @ prior.precision  # (B, k)
-        step = torch.linalg.solve(_hessian(form, w, prior, theta), grad.unsqueeze(-1)).squeeze(-1)
+        step = _spd_solve(_hessian(form, w, prior, theta), grad)
         decrement = (grad * step).sum(1)  # (B,) >= 0
         if float(decrement.max()) < tol:
             break

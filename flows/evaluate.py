@@ -23,6 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from embedllm import settings
 from embedllm.locking import run_lock
+from embedllm.policy import Policy
 from flows import steps
 from flows.reporting import StageReport
 
@@ -104,11 +105,16 @@ def evaluation(
     dask_processes: bool = True,
     dask_address: str | None = None,
     refresh_cache: bool = False,
+    policy: Policy | None = None,
 ) -> list[StageReport]:
-    """Run the evaluation steps in the calling flow (so their artifacts land on it); return the stage reports."""
+    """Run the evaluation steps in the calling flow (so their artifacts land on it); return the stage reports.
+
+    With a POLICY (the pipeline) the plan onboards new models and applies budgets (tasks/plan.py); without one
+    every model is evaluated on every task it lacks.
+    """
     reports = [steps.sync_registry(db, registry)] if registry else []
     reports.append(steps.recover_staging(db))
-    plan = steps.plan_evaluations(db, suite, models, limit, device)
+    plan = steps.plan_evaluations(db, suite, models, limit, device, policy)
     reports.append(plan.report)
     if plan.jobs:
         progress = create_progress_artifact(

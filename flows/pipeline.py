@@ -1,7 +1,15 @@
 """The `pipeline` flow: the whole job, in order, as one Prefect run whose artifacts all sit on it.
 
-    register (sync the registry file) -> resume -> plan -> evaluate (fanned out) -> load -> validate
-    -> embed (new questions) -> train -> forecast -> report
+    register (sync the registry file) -> resume -> plan (the evaluation policy) -> evaluate (fanned out) -> load
+    -> validate -> embed (new questions) -> onboard (new models, into the latest run) -> train -> forecast
+    -> report
+
+The evaluation policy (embedllm/policy.py; `onboard_questions`, `full_evaluation`, each overridable per model in
+the registry file): once a completed training run exists, a registered model with no labels is evaluated on its
+`onboard_questions` most telling questions only, placed in that run without retraining, and its forecasts with
+90 % intervals are written in the same run; `full_evaluation` (never | nightly | budget:N) says what later runs
+evaluate for it. On a fresh warehouse every model is evaluated fully. Onboarding labels alone do not retrain;
+the next training run absorbs them.
 
 `embedllm run` and the deployments in prefect.yaml call this flow with the same parameters and defaults. The
 steps are Prefect tasks called from this flow directly (only the per-model evaluation runs in a subflow, so it
@@ -23,6 +31,7 @@ from prefect import flow
 from embedllm import settings
 from embedllm.errors import PipelineStopped
 from embedllm.locking import run_lock
+from embedllm.policy import DEFAULT_FULL_EVALUATION, DEFAULT_ONBOARD_QUESTIONS, make_policy
 from flows import steps
 from flows.evaluate import DASK_WORKERS, evaluation
 from flows.reporting import StageReport, data_docs_index
@@ -64,9 +73,12 @@ def pipeline(
     skip_eval: bool = False,
     force: bool = False,
     lock_wait: float = 0.0,
+    onboard_questions: int = DEFAULT_ONBOARD_QUESTIONS,
+    full_evaluation: str = DEFAULT_FULL_EVALUATION,
 ) -> PipelineResult:
     """Sync the registry, evaluate what is missing, load, validate, embed, train, forecast; return what was made."""
     db = str(settings.resolve_warehouse(warehouse))
+    policy = make_policy(onboard_questions, full_evaluation)  # one-line error before anything runs
     reports: list[StageReport] = []
     with run_lock(db, wait=lock_wait, what="pipeline flow"):
         try:
@@ -81,6 +93,7 @@ def pipeline(
                     dask=dask,
                     dask_workers=dask_workers,
                     dask_address=dask_address,
+                    policy=policy,
                 )
             check = steps.validate(db, None if skip_eval else suite, force)  # imported data: the whole matrix
             reports.append(check.report)
@@ -89,12 +102,15 @@ def pipeline(
             embedded = steps.embed_questions(db, embedder, device)
             reports.append(embedded)
             new_vectors = embedded.rows.get("question_embeddings", 0) > 0
+            onboarded = steps.onboard_planned(db, None if skip_eval else suite)
+            reports.append(onboarded)
             run = steps.train(db, preset, device, embedder, force or new_vectors)
             reports += [
                 run.report,
                 steps.forecast(db, run.run_id, refresh=run.trained),
-                steps.publish_report(db, run.run_id, rebuild=run.trained),
+                steps.publish_report(db, run.run_id, rebuild=run.trained or not onboarded.skipped),
             ]
+            steps.publish_onboarded(db)
         finally:
             steps.publish_stages(reports)
     return PipelineResult(

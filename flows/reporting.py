@@ -50,9 +50,14 @@ def benchmark_forecast_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, An
         return []
     return rows_of(
         con,
-        "SELECT model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source "
-        "FROM latest_benchmark_forecasts ORDER BY benchmark, predicted_accuracy DESC, model",
+        "SELECT model, benchmark, predicted_accuracy, predicted_low, predicted_high, observed_accuracy, "
+        "n_observed, source FROM latest_benchmark_forecasts ORDER BY benchmark, predicted_accuracy DESC, model",
     )
+
+
+def onboarded_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Return the models onboarded into the latest run with their interval widths (the onboard_summary query)."""
+    return rows_of(con, warehouse.sql_text("onboard_summary"))
 
 
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

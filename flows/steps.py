@@ -31,6 +31,7 @@ import warehouse
 from embedllm import settings
 from embedllm.errors import WarehouseLocked
 from embedllm.locking import RunLocked
+from embedllm.policy import Policy
 from flows import reporting
 from flows.reporting import StageReport
 
@@ -122,22 +123,35 @@ class Plan:
 
 @task(name="plan-evaluations", **IO_RETRIES)
 def plan_evaluations(
-    db: str, suite: str, models: list[str] | None, limit: int | None, device: str | None = None
+    db: str,
+    suite: str,
+    models: list[str] | None,
+    limit: int | None,
+    device: str | None = None,
+    policy: Policy | None = None,
 ) -> Plan:
-    """Return the per-model jobs that still lack results at the current task versions and revisions."""
+    """Return the per-model jobs still to run: every task a model lacks, or what POLICY plans (tasks/plan.py)."""
     from tasks import stage
-    from tasks.evaluate import plan_evaluations as plan
 
     t0 = time.perf_counter()
-    jobs = plan(db, suite, models, limit, device=device)
+    if policy is not None:  # the pipeline: new models onboarded, budgets; the plan recorded in evaluation_plan
+        from tasks.plan import plan_run
+
+        planned = plan_run(db, suite, models, limit, policy, device=device)
+        jobs, report = planned.jobs, planned.report
+    else:
+        from tasks.evaluate import plan_evaluations as plan
+
+        jobs = plan(db, suite, models, limit, device=device)
+        note = (
+            f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
+            if jobs
+            else "every model has results for every task: nothing to evaluate"
+        )
+        report = StageReport("plan", time.perf_counter() - t0, note=note)
     with stage.session(db) as con:
         scope = reporting.warehouse_identity(con, db)
-    note = (
-        f"{len(jobs)} model(s) to evaluate: " + ", ".join(job_label(j) for j in jobs)
-        if jobs
-        else "every model has results for every task: nothing to evaluate"
-    )
-    return Plan(jobs=jobs, scope=scope, report=logged(StageReport("plan", time.perf_counter() - t0, note=note)))
+    return Plan(jobs=jobs, scope=scope, report=logged(report))
 
 
 def evaluation_staging(db: str) -> str:
@@ -279,6 +293,33 @@ def embed_questions(db: str, embedder: str | None, device: str | None = None) ->
     report = embed(db, embedder, device=device, progress=True).report
     get_run_logger().info(report.line())
     return report
+
+
+# ------------------------------------------------------------------------------------------------ onboard
+
+
+@task(name="onboard", **IO_RETRIES)
+def onboard_planned(db: str, suite: str | None) -> StageReport:
+    """Place the models the plan onboarded in the latest run (no retraining); return the stage report."""
+    from tasks.onboard import onboard_planned as onboard
+
+    return logged(onboard(db, suite=suite).report)
+
+
+@task(name="publish-onboarded", **IO_RETRIES)
+def publish_onboarded(db: str) -> int:
+    """Publish the models onboarded into the latest run, with their interval widths, as a table; return the count."""
+    from tasks import stage
+
+    with stage.session(db, read_only=True) as con:
+        rows = reporting.onboarded_rows(con)
+    create_table_artifact(
+        rows or [{"model": None, "n_answers": 0, "mean_interval_width": None}],
+        key="onboarded-models",
+        description="Models placed in the latest training run by onboarding (not trained on): answers used, "
+        "policy, and how sure their benchmark forecasts are (width of the 90 % interval, mean and widest)",
+    )
+    return len(rows)
 
 
 # ------------------------------------------------------------------------------------------------ train

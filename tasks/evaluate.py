@@ -57,7 +57,7 @@ def evaluation_staging(db: str | Path) -> Path:
 # ------------------------------------------------------------------------------------------------ planning
 
 
-def _selected_models(con: duckdb.DuckDBPyConnection, models: list[str] | None) -> list[ModelEntry]:
+def selected_models(con: duckdb.DuckDBPyConnection, models: list[str] | None) -> list[ModelEntry]:
     """Return the registry entries to evaluate: the named ones (must exist and be active) or every active one."""
     rows = warehouse.query(con, "registry_list_models").to_dicts()
     if not models:
@@ -150,7 +150,7 @@ def _check_request(limit: int | None, samples: dict | None) -> None:
         raise ConfigError("give either limit or samples (chosen doc ids), not both")
 
 
-def _plan(
+def plan_jobs(
     con: duckdb.DuckDBPyConnection,
     suite: str,
     models: list[str] | None,
@@ -167,7 +167,7 @@ def _plan(
         if unknown:
             raise ConfigError(f"samples name task(s) not in suite {st.name}: {', '.join(unknown)}")
     jobs = []
-    for entry in _selected_models(con, models):
+    for entry in selected_models(con, models):
         base = EvalJob(
             model=entry.name,
             backend=entry.backend,
@@ -208,7 +208,7 @@ def plan_evaluations(
 ) -> list[EvalJob]:
     """Return the jobs still to run, read in one short session (no lock: planning writes nothing)."""
     with stage.session(db) as con:
-        return _plan(con, suite, models, limit, samples, device)
+        return plan_jobs(con, suite, models, limit, samples, device)
 
 
 def asdict_shallow(obj: Any) -> dict[str, Any]:

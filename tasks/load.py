@@ -218,6 +218,8 @@ def _commit_one(
             "SELECT m.model_id, b.question_id, b.label, b.value, ? FROM _batch b JOIN models m ON m.name = b.model",
             [load_id],
         )
+        if batch.meta.kind == "lm-eval-import":
+            warehouse.execute(con, "load_plan_import", [started])
     finally:
         con.unregister("_batch")
     model_id = None

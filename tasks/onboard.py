@@ -311,6 +311,16 @@ def onboard_from_labels(
     return result
 
 
+def record_onboarding_plan(
+    con: duckdb.DuckDBPyConnection, row: dict, question_ids: list[str], run_id: str, n: int
+) -> None:
+    """Record the model's chosen questions in evaluation_plan (reason onboard), replacing an earlier choice."""
+    from embedllm.policy import ONBOARD, Policy
+    from tasks.plan import Decision, record_plan
+
+    record_plan(con, [Decision(row["name"], int(row["model_id"]), ONBOARD, Policy(n), question_ids, run_id)])
+
+
 def suite_tasks(suite: str) -> list[str]:
     """Return the lm-eval task names a suite evaluates (its tasks and their leaf subtasks)."""
     from embedllm.suites import load_suite, resolve_tasks
@@ -342,6 +352,8 @@ def onboard(
             row = model_row(con, name)
         _refuse_trained(row["name"], row["model_id"], view)
         chosen = choose_for_view(view, questions, seed, tasks=suite_tasks(suite))
+        with stage.session(db) as con:  # the plan first: validation checks the model against these questions
+            record_onboarding_plan(con, row, chosen, view.run_id, questions)
         t0 = time.perf_counter()
         evaluated = evaluate(
             db, suite, models=[row["name"]], samples=samples_for(view, chosen), progress=progress, device=device
@@ -365,3 +377,59 @@ def onboard(
         report.note = result.summary()
     result.report = report
     return result
+
+
+# ================================================================================================ in a pipeline run
+
+
+@dataclass
+class PlannedOnboarding:
+    """What the pipeline's onboard step did: the models it placed (with their forecasts) and the stage report."""
+
+    run_id: str | None
+    results: list[OnboardResult] = field(default_factory=list)
+    report: StageReport = field(default_factory=lambda: StageReport("onboard"))
+
+
+def onboard_planned(
+    db: str | Path,
+    *,
+    suite: str | None = None,
+    seed: int = 0,
+    n_bootstrap: int = N_BOOTSTRAP,
+    wait: float = 0.0,
+) -> PlannedOnboarding:
+    """Place every model whose onboarding plan has labels in the latest completed run; return what was placed.
+
+    The plan step (tasks/plan.py) chose the questions and recorded them in evaluation_plan; evaluation and the
+    load brought the labels. A model already placed in, or trained by, the latest run is left alone.
+    """
+    with stage.writing(db, "onboard", wait=wait) as report:
+        with stage.session(db) as con:
+            latest = warehouse.query(con, "train_run", {"run_id": None})
+            run_id = latest["run_id"][0] if latest.height else None
+            pending = warehouse.query(con, "onboard_pending", {"run_id": run_id}).to_dicts() if run_id else []
+        done = PlannedOnboarding(run_id=run_id, report=report)
+        if pending:
+            view = read_view(db, run_id)
+            for row in pending:
+                done.results.append(
+                    onboard_from_labels(
+                        db,
+                        row["model"],
+                        row["question_ids"],
+                        view=view,
+                        n_bootstrap=n_bootstrap,
+                        seed=seed,
+                        suite=suite,
+                    )
+                )
+        report.skipped = not done.results
+        report.note = (
+            "; ".join(r.summary() for r in done.results)
+            if done.results
+            else "no new model to onboard"
+            + ("" if run_id else " (no completed training run yet: new models are evaluated fully)")
+        )
+    done.report = report
+    return done

@@ -143,6 +143,8 @@ def _write(
         dumps(want.eval_args),
         want.base_url,
         want.api_key_env,
+        want.onboard_questions,
+        want.full_evaluation,
         registry_file,
     ]
     if old is None:
@@ -173,6 +175,8 @@ def add_model(
     eval_args: dict[str, Any] | None = None,
     base_url: str | None = None,
     api_key_env: str | None = None,
+    onboard_questions: int | None = None,
+    full_evaluation: str | None = None,
     *,
     wait: float = 0.0,
 ) -> ModelEntry:
@@ -189,6 +193,8 @@ def add_model(
         eval_args=eval_args,
         base_url=base_url,
         api_key_env=api_key_env,
+        onboard_questions=onboard_questions,
+        full_evaluation=full_evaluation,
     )
     with stage.writing(db, "register", wait=wait) as report:
         with stage.session(db) as con, warehouse.transaction(con):

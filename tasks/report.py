@@ -79,6 +79,7 @@ def load_run_data(con: duckdb.DuckDBPyConnection, run_id: str) -> RunData:
         if warehouse.table_exists(con, "benchmark_probe")
         else pl.DataFrame(),
         test=warehouse.query(con, "report_test_forecasts", [run_id]),
+        onboarded=warehouse.query(con, "report_onboarded", {"run_id": run_id}),
     )
 
 

@@ -30,11 +30,13 @@ COUNTED_TABLES = (
     "correctness",
     "loads",
     "eval_runs",
+    "evaluation_plan",
     "validation_runs",
     "question_embeddings",
     "training_runs",
     "correctness_forecasts",
     "benchmark_forecasts",
+    "onboarded_models",
 )
 
 

@@ -210,49 +210,6 @@ KILLER = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="session")
-def prefect_harness(tmp_path_factory):
-    """Real Prefect on a temporary SQLite API (prefect_test_harness) with result storage in tmp, for the session."""
-    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    storage = tmp_path_factory.mktemp("prefect_results")
-    with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: str(storage)}):
-        with prefect_test_harness(server_startup_timeout=180):
-            yield
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> list[str]:
-    """Two tiny random causal LMs (seeds 0 and 1) saved as local model folders; returns their paths."""
-    from embedllm.tiny_lm import build_tiny_lm
-
-    root = tmp_path_factory.mktemp("tiny_models")
-    return [str(build_tiny_lm(root / f"tiny-{seed}", seed=seed)) for seed in (0, 1)]
-
-
-MINI_SUITE = """\
-name: mini
-description: two demo tasks (one multiple-choice, one generative) for fast flow tests
-include_path: {demo}
-tasks:
-  - task: demo_arithmetic
-    benchmark: arithmetic
-    label_rule: acc
-  - task: demo_gen_math
-    benchmark: gen_math
-    label_rule: exact_match,flexible-extract
-"""
-
-
-@pytest.fixture(scope="session")
-def mini_suite(tmp_path_factory) -> str:
-    """Path of a suite YAML with two of the demo tasks (the pipeline is the same; lm-eval has less to do)."""
-    path = tmp_path_factory.mktemp("suites") / "mini.yaml"
-    path.write_text(MINI_SUITE.format(demo=ROOT / "embedllm" / "demo_suite"))
-    return str(path)
-
-
 def register(db: Path, paths: list[str]) -> list[str]:
     """Register local model folders in the warehouse at db; return their registry names."""
     from tasks.register import add_model
@@ -301,6 +258,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         "load",
         "validate",
         "embed",
+        "onboard",
         "train",
         "forecast",
         "report",
@@ -321,6 +279,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         "benchmark-forecasts",
         "stage-reports",
         "report",
+        "onboarded-models",
     ):
         assert artifact(key) is not None, key
     assert artifact("evaluation-progress").data == 100.0

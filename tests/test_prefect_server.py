@@ -28,6 +28,7 @@ EXPECTED_ARTIFACTS = {
     "benchmark-forecasts",
     "report",
     "stage-reports",
+    "onboarded-models",
 }
 
 

@@ -39,6 +39,14 @@ def _entry_row(e) -> dict:
         "tags": ",".join(e.tags),
         "trust_remote_code": "yes" if e.trust_remote_code else "",
         "endpoint": e.base_url or "",
+        "policy": ", ".join(
+            x
+            for x in (
+                "" if e.onboard_questions is None else f"onboard_questions={e.onboard_questions}",
+                f"full_evaluation={e.full_evaluation}" if e.full_evaluation else "",
+            )
+            if x
+        ),
         "status": "active" if e.active else "removed",
         "source": e.source,
     }
@@ -160,6 +168,24 @@ def add(
             show_default=False,
         ),
     ] = None,
+    onboard_questions: Annotated[
+        Optional[int],
+        typer.Option(
+            "--onboard-questions",
+            help="pipeline policy for this model: questions it is onboarded on when new (0 = evaluate it fully) "
+            "[default: the pipeline's onboard_questions]",
+            show_default=False,
+        ),
+    ] = None,
+    full_evaluation: Annotated[
+        Optional[str],
+        typer.Option(
+            "--full-evaluation",
+            help="pipeline policy for this model once onboarded: never | nightly | budget:N "
+            "[default: the pipeline's full_evaluation]",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -174,6 +200,8 @@ def add(
       embedllm models add smollm2-chat --model-args pretrained=~/models/smollm2 --gguf-file F.gguf --chat-template
 
       embedllm models add gpt-x --base-url http://127.0.0.1:8000/v1 --api-key-env GPT_X_KEY
+
+      embedllm models add ./my-model --onboard-questions 64 --full-evaluation budget:32
     """
     from tasks.register import add_model
 
@@ -196,6 +224,8 @@ def add(
         eval_args=eval_args,
         base_url=base_url,
         api_key_env=api_key_env,
+        onboard_questions=onboard_questions,
+        full_evaluation=full_evaluation,
         wait=wait,
     )
     typer.echo(

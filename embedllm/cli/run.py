@@ -27,6 +27,7 @@ import typer
 
 from embedllm import settings
 from embedllm.cli.app import WarehouseOpt, app, resolve_warehouse
+from embedllm.policy import DEFAULT_FULL_EVALUATION, DEFAULT_ONBOARD_QUESTIONS, make_policy
 
 DEMO_SUITE = "demo"
 OFFLINE_ENV = {
@@ -213,6 +214,22 @@ def run(
     limit: Annotated[
         Optional[int], typer.Option(help="Evaluate at most N documents per task (quick look)", min=1)
     ] = None,
+    onboard_questions: Annotated[
+        int,
+        typer.Option(
+            help="Policy: once a training run exists, a new model is evaluated on this many chosen questions "
+            "and placed in the run without retraining (0 = evaluate new models fully); a registry entry's "
+            "onboard_questions overrides it",
+            min=0,
+        ),
+    ] = DEFAULT_ONBOARD_QUESTIONS,
+    full_evaluation: Annotated[
+        str,
+        typer.Option(
+            help="Policy: what later runs evaluate for an onboarded model: never | nightly (the rest of the "
+            "suite) | budget:N (N more questions per run); a registry entry's full_evaluation overrides it",
+        ),
+    ] = DEFAULT_FULL_EVALUATION,
     dask: Annotated[
         bool, typer.Option("--dask", help="Evaluate models in parallel on a local Dask cluster (prefect-dask)")
     ] = False,
@@ -265,8 +282,11 @@ def run(
     Example: embedllm run            (the demo: 3 small LLMs x 356 questions, tens of minutes on a 2-core CPU)
 
     Example: embedllm run --limit 20 --dask --warehouse /tmp/demo.duckdb      (a quicker look)
+
+    Example: embedllm run --registry models.yaml --onboard-questions 64 --full-evaluation budget:32
     """
     db = resolve_warehouse(warehouse)
+    make_policy(onboard_questions, full_evaluation, where="embedllm run")  # one line before Prefect starts
     t0 = time.perf_counter()
     if suite == DEMO_SUITE:
         for key, value in OFFLINE_ENV.items():
@@ -291,6 +311,8 @@ def run(
             skip_eval=skip_eval,
             force=force,
             lock_wait=wait,
+            onboard_questions=onboard_questions,
+            full_evaluation=full_evaluation,
         )
     print_summary(result, time.perf_counter() - t0, warehouse is not None, target)
 
