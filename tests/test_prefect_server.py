@@ -247,3 +247,59 @@ def test_a_process_worker_runs_the_evaluate_deployment_from_the_copy(
     assert [r["state"]["type"] for r in runs] == ["COMPLETED"]
     with warehouse.session(db, read_only=True) as con:
         assert con.execute("SELECT count(DISTINCT model) FROM leaderboard").fetchall()[0][0] == 2
+
+
+@pytest.mark.slow
+def test_a_process_worker_runs_the_on_demand_pipeline_on_a_fresh_warehouse_from_a_registry_file(
+    prefect_server, deployed, tiny_models, tmp_path
+):
+    import json
+
+    db = tmp_path / "fresh" / "wh.duckdb"  # nothing there yet: the run registers, evaluates, trains
+    registry = tmp_path / "models.yaml"
+    registry.write_text(
+        "models:\n"
+        + "".join(f"  - name: tiny-{i}\n    model_args: {{pretrained: {p}}}\n" for i, p in enumerate(tiny_models))
+    )
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(MINI_SUITE.format(demo=ROOT / "embedllm" / "demo_suite"))
+    job_env = {"EMBEDLLM_WAREHOUSE": str(db), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = deployed["env"]
+    prefect_cli(
+        [
+            "deployment",
+            "run",
+            "pipeline/on-demand",
+            "--param",
+            f"registry={registry}",
+            "--param",
+            f"suite={suite}",
+            "--param",
+            "limit=20",
+            "--job-variable",
+            f"env={json.dumps(job_env)}",
+        ],
+        env,
+    )
+    prefect_cli(["worker", "start", "--pool", "cpu", "--run-once"], env, cwd=tmp_path)
+    with httpx.Client(base_url=prefect_server["api"], timeout=30) as client:
+        deployment = client.post(
+            "/deployments/filter", json={"deployments": {"name": {"any_": ["on-demand"]}}}
+        ).json()
+        runs = client.post(
+            "/flow_runs/filter", json={"flow_runs": {"deployment_id": {"any_": [deployment[0]["id"]]}}}
+        ).json()
+        logs = client.post(
+            "/logs/filter", json={"logs": {"flow_run_id": {"any_": [r["id"] for r in runs]}}}
+        ).json()
+        tail = "\n".join(entry["message"][-500:] for entry in logs[-8:])
+        assert [r["state"]["type"] for r in runs] == ["COMPLETED"], tail
+        artifacts = client.post(
+            "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [runs[0]["id"]]}}}
+        ).json()
+    keys = {a["key"] for a in artifacts}
+    assert EXPECTED_ARTIFACTS <= keys, f"missing artifacts on the pipeline run: {EXPECTED_ARTIFACTS - keys}"
+    with warehouse.session(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM latest_training_run").fetchall()[0][0] == 1
+        names = {r[0] for r in con.execute("SELECT name FROM models WHERE active").fetchall()}
+    assert names == {"tiny-0", "tiny-1"}
