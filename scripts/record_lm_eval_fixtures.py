@@ -28,7 +28,7 @@ What it does:
    - `target` becomes an int where it is a digit string (old versions dumped doc_to_target's raw value), so the
      two fixtures cover both int and string targets.
 5. records tests/fixtures/lm_eval/chat/tiny-chat-lm/ from a third run of the same tiny model with a ChatML-like
-   chat template set on its tokenizer (CHAT_TEMPLATE): `fx_mc,fx_gen --apply_chat_template --fewshot_as_multiturn
+   chat template set on its tokenizer (CHATML_TEMPLATE): `fx_mc,fx_gen --apply_chat_template --fewshot_as_multiturn
    --num_fewshot 2 --system_instruction ...`. The logged prompts then hold `<|im_start|>` turns: the system
    instruction, two few-shot examples as earlier user/assistant turns and the question as the last user turn.
 
@@ -75,11 +75,6 @@ OLD_DROP_RESULT_KEYS = {
     "transformers_version",
 }
 NEW_SAMPLE_KEYS = ("filter", "metrics", "doc_hash", "prompt_hash", "target_hash")
-# ChatML as Qwen/SmolLM2 write it (system, user and assistant turns between <|im_start|> and <|im_end|>)
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
 SYSTEM_INSTRUCTION = "You are a careful assistant. Answer with the option only."
 
 
@@ -193,14 +188,9 @@ def copy_run(out: Path, dest: Path, tmp: Path) -> Path:
 
 def record_chat(tmp: Path) -> None:
     """Record the chat-template fixture (step 5 of the module docstring)."""
-    from transformers import AutoTokenizer
+    from embedllm.tiny_lm import CHATML_TEMPLATE, build_tiny_lm
 
-    from embedllm.tiny_lm import build_tiny_lm
-
-    model = build_tiny_lm(tmp / "tiny-chat-lm")
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(model)
+    model = build_tiny_lm(tmp / "tiny-chat-lm", chat_template=CHATML_TEMPLATE)
     flags = ["--apply_chat_template", "--fewshot_as_multiturn", "--num_fewshot", "2"]
     run_lm_eval(model, tmp / "chat-out", "fx_mc,fx_gen", [*flags, "--system_instruction", SYSTEM_INSTRUCTION])
     shutil.rmtree(OUT / "chat", ignore_errors=True)
