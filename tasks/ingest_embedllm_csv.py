@@ -14,6 +14,7 @@ Rules (also in the import report):
   the rule the EmbedLLM authors' own code applies (groupby(model_id, prompt_id).label.max()), so the imported
   matrix equals the one the paper trained on. Duplicated pairs and conflicting pairs (rows disagreeing) are
   counted and reported.
+- A data row with more fields than its file's header is refused (file, line, field counts), nothing written.
 
 Speed: polars parses only the columns it needs (the prompt column is read once per question from
 question_order.csv when present), groups vectorised, and the rows go to DuckDB through the one loader's bulk path

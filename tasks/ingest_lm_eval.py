@@ -11,7 +11,8 @@ Per-sample rows (`batches_from_results`) are read whichever way they were produc
 (tuples and numbers). Targets may be int or str. Generative tasks log one row per (doc, filter): the rule's filter
 is kept (rows without a `filter` key, as before 0.4.3, come block by block in filter_list order). A doc's id is
 lm-eval's `doc_hash`, recomputed as lm-eval does when absent (before 0.4.2). Groups: benchmark = the top-level
-group name, one batch per subtask.
+group name, one batch per subtask. A question's text is the logged prompt without description and few-shot
+examples; for chat-templated runs it is the task's doc_to_text on the logged doc (see PromptExtractor).
 """
 
 from __future__ import annotations

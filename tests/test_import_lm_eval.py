@@ -1,7 +1,8 @@
 """lm-eval importer: every 0.4.x layout, label rules, the aggregate cross-check, bad input, idempotency.
 
 Fixtures were recorded by scripts/record_lm_eval_fixtures.py from the real harness on a tiny random model:
-tests/fixtures/lm_eval/jsonl (lm-eval 0.4.13, two timestamped runs) and old_json_array (0.4.0-style, derived).
+tests/fixtures/lm_eval/jsonl (lm-eval 0.4.13, two timestamped runs), old_json_array (0.4.0-style, derived) and
+chat (--apply_chat_template --fewshot_as_multiturn --num_fewshot 2 --system_instruction, a ChatML tiny model).
 """
 
 from __future__ import annotations
