@@ -39,7 +39,6 @@ def replicate(dest: Path, copies: int) -> int:
             results.get(key, {}).pop(drop, None)
     results["group_subtasks"] = {}
     dest.mkdir(parents=True)
-    (dest / newest.name).write_text(json.dumps(results, indent=2))
     total = 0
     for task in RULES:
         rows = [
@@ -56,6 +55,8 @@ def replicate(dest: Path, copies: int) -> int:
                     )
                     fh.write(orjson.dumps(r2) + b"\n")
                     total += 1
+        results["n-samples"][task] = {"original": n_docs * copies, "effective": n_docs * copies}
+    (dest / newest.name).write_text(json.dumps(results, indent=2))
     return total
 
 

@@ -21,6 +21,12 @@ _CORPUS = [
     "A B C D E abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ .,;:!?'\"()[]{}-+*/=#$%&",
 ]
 
+# ChatML as Qwen/SmolLM2 write it: system, user and assistant turns between <|im_start|> and <|im_end|>
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
 
 def _train_tokenizer(vocab_size: int):
     """Return a PreTrainedTokenizerFast wrapping a byte-level BPE tokenizer trained on the fixed corpus."""
@@ -40,14 +46,21 @@ def _train_tokenizer(vocab_size: int):
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
 
 
-def build_tiny_lm(directory: str | Path, *, seed: int = 0, vocab_size: int = 512) -> Path:
-    """Return DIRECTORY after saving a tiny random LlamaForCausalLM (hidden 64) and its BPE tokenizer there."""
+def build_tiny_lm(
+    directory: str | Path, *, seed: int = 0, vocab_size: int = 512, chat_template: str | None = None
+) -> Path:
+    """Return DIRECTORY after saving a tiny random LlamaForCausalLM (hidden 64) and its BPE tokenizer there.
+
+    CHAT_TEMPLATE (e.g. CHATML_TEMPLATE), if given, is set on the tokenizer, so lm-eval's --apply_chat_template
+    renders prompts with it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer(vocab_size)
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,

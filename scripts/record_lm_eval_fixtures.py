@@ -27,6 +27,12 @@ What it does:
      hold real numbers and booleans instead of the strings the newer CLI writes;
    - `target` becomes an int where it is a digit string (old versions dumped doc_to_target's raw value), so the
      two fixtures cover both int and string targets.
+5. records tests/fixtures/lm_eval/chat/tiny-chat-lm/ from a third run of the same tiny model with a ChatML-like
+   chat template set on its tokenizer (CHATML_TEMPLATE): `fx_mc,fx_gen --apply_chat_template --fewshot_as_multiturn
+   --num_fewshot 2 --system_instruction ...`. The logged prompts then hold `<|im_start|>` turns: the system
+   instruction, two few-shot examples as earlier user/assistant turns and the question as the last user turn.
+
+    python scripts/record_lm_eval_fixtures.py chat   # only step 5: the other fixtures stay byte for byte
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ OLD_DROP_RESULT_KEYS = {
     "transformers_version",
 }
 NEW_SAMPLE_KEYS = ("filter", "metrics", "doc_hash", "prompt_hash", "target_hash")
+SYSTEM_INSTRUCTION = "You are a careful assistant. Answer with the option only."
 
 
 def run_lm_eval(model_dir: Path, out: Path, tasks: str, extra: list[str]) -> None:
@@ -168,26 +175,47 @@ def write_old_format(run_dir: Path, results_file: Path, dest: Path) -> None:
         )
 
 
+def copy_run(out: Path, dest: Path, tmp: Path) -> Path:
+    """Copy the one model folder lm-eval wrote under OUT to DEST (paths scrubbed in results files); return DEST."""
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in sorted(run_dir.iterdir()):
+        text = f.read_text()
+        (dest / f.name).write_text(scrub(text, tmp) if f.name.startswith("results_") else text)
+    return dest
+
+
+def record_chat(tmp: Path) -> None:
+    """Record the chat-template fixture (step 5 of the module docstring)."""
+    from embedllm.tiny_lm import CHATML_TEMPLATE, build_tiny_lm
+
+    model = build_tiny_lm(tmp / "tiny-chat-lm", chat_template=CHATML_TEMPLATE)
+    flags = ["--apply_chat_template", "--fewshot_as_multiturn", "--num_fewshot", "2"]
+    run_lm_eval(model, tmp / "chat-out", "fx_mc,fx_gen", [*flags, "--system_instruction", SYSTEM_INSTRUCTION])
+    shutil.rmtree(OUT / "chat", ignore_errors=True)
+    copy_run(tmp / "chat-out", OUT / "chat" / "tiny-chat-lm", tmp)
+
+
 def main() -> None:
-    """Record both fixtures from two real lm-eval runs."""
+    """Record the fixtures from real lm-eval runs (all, or with the argument `chat` only the chat-template one)."""
     from embedllm.tiny_lm import build_tiny_lm
 
+    if sys.argv[1:] == ["chat"]:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            record_chat(Path(tmp_name))
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model = build_tiny_lm(tmp / "tiny-lm")
         out = tmp / "out"
         run_lm_eval(model, out, "fx_mc", ["--limit", "4"])
         run_lm_eval(model, out, "fx_suite,fx_gen", [])
-        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-        for name in ("jsonl", "old_json_array"):
-            shutil.rmtree(OUT / name, ignore_errors=True)
-        dest = OUT / "jsonl" / "tiny-lm"
-        dest.mkdir(parents=True)
-        for f in sorted(run_dir.iterdir()):
-            text = f.read_text()
-            (dest / f.name).write_text(scrub(text, tmp) if f.name.startswith("results_") else text)
+        shutil.rmtree(OUT / "old_json_array", ignore_errors=True)
+        dest = copy_run(out, OUT / "jsonl" / "tiny-lm", tmp)
         newest = max(dest.glob("results_*.json"), key=lambda p: p.name)
         write_old_format(dest, newest, OUT / "old_json_array")
+        record_chat(tmp)
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"wrote {OUT} ({total / 1024:.0f} KiB)")
 

@@ -14,6 +14,7 @@ Rules (also in the import report):
   the rule the EmbedLLM authors' own code applies (groupby(model_id, prompt_id).label.max()), so the imported
   matrix equals the one the paper trained on. Duplicated pairs and conflicting pairs (rows disagreeing) are
   counted and reported.
+- A data row with more fields than its file's header is refused (file, line, field counts), nothing written.
 
 Speed: polars parses only the columns it needs (the prompt column is read once per question from
 question_order.csv when present), groups vectorised, and the rows go to DuckDB through the one loader's bulk path
@@ -148,6 +149,48 @@ def content_hash(files: dict[str, Path]) -> str:
 
 # ---------------------------------------------------------------------------------------------- reading
 
+_EXTRA = "__fields_beyond_the_header__"
+
+
+def scan(path: Path, columns: list[str] | tuple[str, ...]) -> pl.LazyFrame:
+    """Return a lazy scan of PATH: `row` (1-based data row), COLUMNS as strings, and _EXTRA, set on a row that holds
+    more fields than the header (polars alone ignores those fields when only some columns are read)."""
+    names = pl.scan_csv(path, infer_schema=False, n_rows=0).collect_schema().names()
+    by_name = {n.strip(): n for n in names}
+    schema = {n: pl.String for n in names} | {_EXTRA: pl.String}
+    return pl.scan_csv(
+        path, schema=schema, missing_columns="insert", row_index_name="row", row_index_offset=1
+    ).select("row", *(pl.col(by_name.get(c, c)).alias(c) for c in columns), _EXTRA)
+
+
+def _fields_on_row(path: Path, row: int) -> tuple[int, int] | None:
+    """Return (physical line, number of fields) of data row ROW of a CSV file, read with the csv module (error path)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for i, fields in enumerate(reader, start=1):
+            if i == row:
+                return reader.line_num, len(fields)
+    return None
+
+
+def refuse_extra_fields(rows: pl.DataFrame, path_of: Callable[[dict], Path]) -> pl.DataFrame:
+    """Return ROWS without the _EXTRA column; InputError naming file, line and field counts of the first row with
+    more fields than its header (a value holding an unquoted comma shifts every later column)."""
+    bad = rows.filter(pl.col(_EXTRA).is_not_null())
+    if bad.height:
+        first = bad.row(0, named=True)
+        path = path_of(first)
+        n_header = len(header(path))
+        where = _fields_on_row(path, first["row"])
+        line, fields = where if where and where[1] > n_header else (None, "more")
+        raise InputError(
+            f"{path}: {f'line {line}' if line else 'a line'} (data row {first['row']}) has {fields} fields but the "
+            f'header has {n_header} ({bad.height:,} row(s) with extra fields): quote values that hold commas ("a, b") or drop '
+            "the extra fields; nothing was imported"
+        )
+    return rows.drop(_EXTRA)
+
 
 def read_label_rows(files: dict[str, Path], with_names: bool) -> pl.DataFrame:
     """Return every split file's rows: split, row (1-based data row), prompt_id, model_id, label, category[, name]."""
@@ -155,17 +198,14 @@ def read_label_rows(files: dict[str, Path], with_names: bool) -> pl.DataFrame:
     frames = []
     for split in SPLITS:
         require_columns(files[split], cols)
-        frames.append(
-            pl.scan_csv(files[split], infer_schema=False, row_index_name="row", row_index_offset=1)
-            .select(["row", *cols])
-            .with_columns(pl.lit(split).alias("split"))
-        )
+        frames.append(scan(files[split], cols).with_columns(pl.lit(split).alias("split")))
     try:
         raw = pl.concat(frames).collect()
     except pl.exceptions.PolarsError as exc:
         raise InputError(
             f"{files['train'].parent}: cannot parse the split CSV files ({str(exc).splitlines()[0][:300]})"
         ) from None
+    raw = refuse_extra_fields(raw, lambda first: files[first["split"]])  # train, val, test in row order
     empty = [split for split in SPLITS if raw.filter(pl.col("split") == split).height == 0]
     if empty:
         raise InputError(
@@ -219,8 +259,8 @@ def model_names(rows: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
         require_columns(files["model_order"], ["model_id", "model_name"])
         names = parsed(
             files["model_order"],
-            lambda: pl.read_csv(
-                files["model_order"], infer_schema=False, columns=["model_id", "model_name"]
+            lambda: refuse_extra_fields(
+                scan(files["model_order"], ["model_id", "model_name"]).collect(), lambda _: files["model_order"]
             ).select(
                 pl.col("model_id").str.strip_chars().cast(pl.Int64, strict=False).alias("mid"),
                 pl.col("model_name").alias("model"),
@@ -249,18 +289,20 @@ def prompts(pids: pl.DataFrame, files: dict[str, Path]) -> pl.DataFrame:
     """Return (pid, prompt) for the given prompt ids: question_order.csv if present, else the split files."""
     if "question_order" in files:
         require_columns(files["question_order"], ["prompt_id", "prompt"])
-        src = pl.scan_csv(files["question_order"], infer_schema=False).select("prompt_id", "prompt")
+        src = scan(files["question_order"], ["prompt_id", "prompt"])
         where = files["question_order"]
-    else:
+        extra = parsed(where, lambda: src.filter(pl.col(_EXTRA).is_not_null()).collect())
+        refuse_extra_fields(extra, lambda _: files["question_order"])
+    else:  # the split files' rows were checked for extra fields when the labels were read
         for split in SPLITS:
             require_columns(files[split], ["prompt"])
-        src = pl.concat([pl.scan_csv(files[s], infer_schema=False).select("prompt_id", "prompt") for s in SPLITS])
+        src = pl.concat([scan(files[s], ["prompt_id", "prompt"]) for s in SPLITS])
         where = files["train"].parent
+    src = src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
     text = parsed(
         where,
         lambda: (
-            src.with_columns(pl.col("prompt_id").str.strip_chars().cast(pl.Int64, strict=False).alias("pid"))
-            .filter(pl.col("pid").is_not_null())
+            src.filter(pl.col("pid").is_not_null())
             .unique("pid", keep="first")
             .select("pid", "prompt")
             .collect(engine="streaming")

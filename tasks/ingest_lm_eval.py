@@ -11,7 +11,8 @@ Per-sample rows (`batches_from_results`) are read whichever way they were produc
 (tuples and numbers). Targets may be int or str. Generative tasks log one row per (doc, filter): the rule's filter
 is kept (rows without a `filter` key, as before 0.4.3, come block by block in filter_list order). A doc's id is
 lm-eval's `doc_hash`, recomputed as lm-eval does when absent (before 0.4.2). Groups: benchmark = the top-level
-group name, one batch per subtask.
+group name, one batch per subtask. A question's text is the logged prompt without description and few-shot
+examples; for chat-templated runs it is the task's doc_to_text on the logged doc (see PromptExtractor).
 """
 
 from __future__ import annotations
@@ -287,6 +288,8 @@ def read_lm_eval_dir(
             "samples_sha256": digest,
             "lm_eval_version": res.get("lm_eval_version"),
             "config": res.get("config") or {},
+            "chat_template": chat_run(res),  # that run's template settings (several runs may be merged)
+            "system_instruction": res.get("system_instruction"),
         }
         if isinstance(samples[task], pl.DataFrame):
             private[task]["lines"] = JsonLines(sfile)
@@ -347,41 +350,110 @@ def _n_requests(sample: dict) -> int:
     return len(args) if isinstance(args, (dict, list, tuple)) else 0
 
 
-class PromptExtractor:
-    """Turns a request context into the question text: few-shot examples and description stripped."""
+# What a chat-templated prompt holds near its start (system or first user header, BOS as text): ChatML, Llama 3,
+# Gemma, Phi/Zephyr, [INST]. Checked on the first 256 characters, so plain prompts cost one short scan each.
+_CHAT_MARKERS = (
+    r"<\|im_start\|>|<\|start_header_id\|>|<\|begin_of_text\|>|<start_of_turn>|<\|(?:system|user|assistant)\|>|"
+    r"\[INST\]|<\|eot_id\|>|<\|im_end\|>|<end_of_turn>"
+)
+_CHAT_RE = re.compile(_CHAT_MARKERS)
+# The user turns of the common template families, in the order tried; group 1 is the turn's text.
+CHAT_FAMILIES: dict[str, re.Pattern] = {
+    "ChatML": re.compile(r"<\|im_start\|>user(?:\n|<\|im_sep\|>)(.*?)<\|im_end\|>", re.S),
+    "Llama 3": re.compile(r"<\|start_header_id\|>user<\|end_header_id\|>\n\n(.*?)<\|eot_id\|>", re.S),
+    "Gemma": re.compile(r"<start_of_turn>user\n(.*?)<end_of_turn>", re.S),
+    "Phi/Zephyr": re.compile(r"<\|user\|>\n?(.*?)(?:<\|end\|>|</s>|<\|endoftext\|>|<\|assistant\|>)", re.S),
+    "[INST]": re.compile(r"\[INST\](.*?)\[/INST\]", re.S),
+}
+_LLAMA2_SYSTEM = re.compile(r"^\s*<<SYS>>.*?<</SYS>>\s*", re.S)
+# lm-eval dumps a callable doc_to_text as its source (inspect.getsource) or, failing that, its repr
+_FUNCTION = re.compile(r"^\s*(?:@|def\s|async\s+def\s|lambda\b|<function\b|<bound method\b)|!function")
 
-    def __init__(self, config: dict, num_fewshot: int | None):
+
+def last_user_turn(context: str) -> tuple[str, int, str] | None:
+    """Return (text of the last user turn, number of user turns, family) of a chat-templated prompt, None if unknown."""
+    for family, pattern in CHAT_FAMILIES.items():
+        turns = pattern.findall(context)
+        if turns:
+            return _LLAMA2_SYSTEM.sub("", turns[-1]), len(turns), family
+    return None
+
+
+def looks_chat_templated(context: str) -> bool:
+    """Return whether a prompt starts like the output of a chat template (template tokens in its first 256 chars)."""
+    return _CHAT_RE.search(context, 0, 256) is not None
+
+
+def chat_run(run: dict) -> bool:
+    """Return whether an lm-eval results dict says the run applied a chat template (keys written since 0.4.3)."""
+    return bool(run.get("chat_template") or run.get("chat_template_sha") or run.get("apply_chat_template"))
+
+
+def _system_prompt(system_instruction: Any, description: str, delimiter: str) -> str:
+    """Return the system message lm-eval builds (maybe_delimit(system_instruction, description, delimiter))."""
+    prefix = system_instruction if isinstance(system_instruction, str) else ""
+    if not prefix or not description:
+        return prefix or description
+    joined = prefix[-1].isspace() or description[0].isspace()
+    return prefix + description if joined else prefix + delimiter + description
+
+
+class PromptExtractor:
+    """Turns a request context into the question text: few-shot examples, description and chat template stripped.
+
+    Plain prompts: the description is stripped and the context split on the few-shot delimiter (vectorised);
+    doc_to_text is rendered only for a context holding an unexpected number of delimiters. Chat-templated prompts
+    (CHAT set from the results file, or template tokens seen in the contexts): the question is the task's
+    doc_to_text on the logged doc, as lm-eval computes it; when that cannot be rendered (a Python function), the
+    last user turn of a known template family (CHAT_FAMILIES), minus a system prompt folded into it and, when the
+    few-shot examples share that turn, minus them. Neither: InputError naming WHERE (never template tokens).
+    """
+
+    def __init__(
+        self,
+        config: dict,
+        num_fewshot: int | None,
+        *,
+        chat: bool = False,
+        system_instruction: str | None = None,
+        where: str = "lm-eval samples",
+    ):
         self.num_fewshot = int(num_fewshot if num_fewshot is not None else config.get("num_fewshot") or 0)
         self.delimiter = config.get("fewshot_delimiter", "\n\n") or "\n\n"
         description = config.get("description") or ""
         self.description = description if isinstance(description, str) and "{{" not in description else ""
-        self.template = None
+        self.system_prompt = _system_prompt(system_instruction, self.description, self.delimiter)
         text = config.get("doc_to_text")
-        if isinstance(text, str) and "{{" in text and "!function" not in text:
-            self.template = text
-        self._compiled = None
+        self.doc_to_text = text if isinstance(text, str) and not _FUNCTION.search(text) else None
+        self.multiple_input = config.get("doc_to_choice") is not None
+        self.chat, self.where = chat, where
+        self._compiled: Any = None
 
     def _render(self, doc: Any) -> str | None:
-        """Return doc_to_text rendered for the doc (lm-eval's own Jinja environment), None if it cannot be."""
-        if self.template is None or not isinstance(doc, dict):
+        """Return doc_to_text for the doc as lm-eval computes it (a doc field, else a Jinja template rendered with
+        lm-eval's own environment), None if it cannot be."""
+        spec = self.doc_to_text
+        if spec is None or not isinstance(doc, dict):
+            return None
+        if spec in doc:
+            value = doc[spec]
+            return value if isinstance(value, str) else None
+        if "{{" not in spec and "{%" not in spec:
             return None
         try:
             if self._compiled is None:
                 from lm_eval.utils import env
 
-                self._compiled = env.from_string(self.template)
-            return self._compiled.render(**doc)
-        except Exception:  # noqa: BLE001 - any template problem falls back to delimiter splitting
-            self.template = None
+                self._compiled = env.from_string(spec)
+            text = self._compiled.render(**doc)
+        except Exception:  # noqa: BLE001 - any template problem (missing field, bad syntax): fall back
             return None
+        if text.isdigit() and self.multiple_input:  # a multiple-input task's doc_to_text is an index, not text
+            return None
+        return text
 
-    def __call__(self, context: Any, doc: Any) -> str:
-        """Return the question text of one sample (doc_to_text is rendered only when splitting is ambiguous).
-
-        DOC is the sample's doc or a zero-argument callable returning it (read only when needed)."""
-        if not isinstance(context, str):  # chat-formatted or multiple-input contexts
-            return json.dumps(context, ensure_ascii=False, default=str) if context is not None else ""
-        text = context
+    def _strip_fewshot(self, text: str, context: str, doc: Any) -> str:
+        """Return TEXT without its description and few-shot examples (rendering doc_to_text when ambiguous)."""
         if self.description and text.startswith(self.description):
             text = text[len(self.description) :]
         if self.num_fewshot > 0:
@@ -394,11 +466,43 @@ class PromptExtractor:
                 text = parts[-1]
         return text.strip()
 
+    def _from_chat(self, context: str, doc: Any) -> str:
+        """Return the question of a chat-templated context: doc_to_text on the doc, else the last user turn."""
+        rendered = self._render(doc() if callable(doc) else doc)
+        if rendered is not None:
+            return rendered.strip()
+        turn = last_user_turn(context)
+        if turn is None:
+            raise InputError(
+                f"{self.where}: the prompts were rendered with a chat template, the task's doc_to_text cannot be "
+                "applied to the logged doc (a Python function, or no doc logged) and the template is none of "
+                f"{', '.join(CHAT_FAMILIES)}, so the question text would keep template tokens; nothing was "
+                "imported: re-run lm-eval for this task without --apply_chat_template, or with a Jinja doc_to_text"
+            )
+        text, n_turns, _family = turn
+        if self.system_prompt and text.startswith(self.system_prompt):  # templates with no system role (Gemma)
+            text = text[len(self.system_prompt) :]
+        if n_turns > 1:  # fewshot_as_multiturn: the examples are earlier turns, the last one is the question
+            return text.strip()
+        return self._strip_fewshot(text, text, doc)
+
+    def __call__(self, context: Any, doc: Any) -> str:
+        """Return the question text of one sample.
+
+        DOC is the sample's doc or a zero-argument callable returning it (read only when needed)."""
+        if not isinstance(context, str):  # chat-formatted or multiple-input contexts
+            return json.dumps(context, ensure_ascii=False, default=str) if context is not None else ""
+        if self.chat or looks_chat_templated(context):
+            return self._from_chat(context, doc)
+        return self._strip_fewshot(context, context, doc)
+
     def many(self, contexts: list, docs: list) -> list[str]:
         """Return the question texts of many samples: vectorised, per row only where splitting is ambiguous."""
         if not all(isinstance(c, str) for c in contexts):
             return [self(c, d) for c, d in zip(contexts, docs)]
         text = pl.Series(contexts, dtype=pl.String)
+        if self.chat or text.str.slice(0, 256).str.contains(_CHAT_MARKERS).any():
+            return [self._from_chat(c, d) for c, d in zip(contexts, docs)]
         if self.description:
             text = text.str.strip_prefix(self.description)
         if self.num_fewshot <= 0:
@@ -563,7 +667,13 @@ def batch_for_task(
         cols = _columns_from_rows(task, rows, rule, config)
     if not cols["doc_id"]:
         raise InputError(f"{src}: task {task} has no samples")
-    extract = PromptExtractor(config, (results.get("n-shot") or {}).get(task))
+    extract = PromptExtractor(
+        config,
+        (results.get("n-shot") or {}).get(task),
+        chat=private["chat_template"] if "chat_template" in private else chat_run(results),
+        system_instruction=private.get("system_instruction", results.get("system_instruction")),
+        where=f"{src}: task {task}",
+    )
     qids = [question_id(task, h) for h in cols["doc_hash"]]
     prompts = extract.many(cols["context"], cols["doc"])
     values, hashes = cols["value"], cols["doc_hash"]

@@ -231,6 +231,11 @@ def _simple_evaluate(lm, job: EvalJob, plan: TaskPlan, tm) -> dict:
     results = lm_eval.simple_evaluate(**kwargs)
     if results is None:
         raise RuntimeError("lm-eval returned no results (not the rank-0 process)")
+    if kwargs[
+        "apply_chat_template"
+    ]:  # what lm-eval's CLI records; the importer reads it (ingest_lm_eval.chat_run)
+        results.setdefault("apply_chat_template", True)
+        results.setdefault("system_instruction", kwargs["system_instruction"])
     return results
 
 

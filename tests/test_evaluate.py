@@ -482,3 +482,22 @@ def test_sql_answers_and_a_second_writer_refuses_or_waits_while_evaluate_runs(
         proc.stderr.close()
         proc.wait(timeout=600)
     assert proc.returncode == 0
+
+
+def test_chat_template_variant_stores_bare_questions(con, warehouse_path, tmp_path, two_task_suite):
+    """eval_args apply_chat_template + few-shot turns + a system instruction: prompts are the docs' doc_to_text."""
+    from embedllm.tiny_lm import CHATML_TEMPLATE
+
+    chat_lm = build_tiny_lm(tmp_path / "tiny-chat-lm", chat_template=CHATML_TEMPLATE)
+    eval_args = {"apply_chat_template": True, "num_fewshot": 2, "system_instruction": "Be brief."}
+    reg.add_model(warehouse_path, str(chat_lm), eval_args=eval_args)
+    outcomes = ev.evaluate(warehouse_path, str(two_task_suite), limit=LIMIT).outcomes
+    assert [t.status for o in outcomes for t in o.tasks] == ["success", "success"]
+    docs = {}
+    for name in ("arithmetic", "gen_math"):
+        for i, line in enumerate((DEMO_SUITE / f"{name}.jsonl").read_text().splitlines()):
+            docs[(f"demo_{name}", i)] = json.loads(line)
+    stored = rows(con, "SELECT task, doc_id, prompt FROM questions ORDER BY task, doc_id")
+    assert len(stored) == 2 * LIMIT
+    for q in stored:
+        assert q["prompt"] == f"Question: {docs[(q['task'], q['doc_id'])]['question']}\nAnswer:"

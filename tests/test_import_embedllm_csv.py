@@ -279,3 +279,43 @@ def test_a_second_dataset_with_other_prompts_for_the_same_ids_is_refused(tmp_pat
     with warehouse.session(warehouse_path, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM questions WHERE prompt = 'What is 2+2?'").fetchall() == [(0,)]
         assert con.execute("SELECT count(*) FROM loads").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "name, line, says",
+    [  # val.csv's first rows hold a quoted two-line prompt, so its physical line and data row differ
+        (
+            "val.csv",
+            b"12,0,0,0,Line one, unquoted,m/a,math\n",
+            r"val\.csv: line 8 \(data row 4\) has 8 fields",
+        ),
+        ("train.csv", b"10,1,0,1,What is 1+1?,m/b,math,oops\n", r"train\.csv: line 8 \(data row 7\) has 8 fields"),
+        (
+            "question_order.csv",
+            b"14,What, no quotes\n",
+            r"question_order\.csv: line 7 \(data row 5\) has 3 fields",
+        ),
+        ("model_order.csv", b"2,m/c,extra\n", r"model_order\.csv: line 4 \(data row 3\) has 3 fields"),
+    ],
+)
+def test_a_row_with_more_fields_than_the_header_is_refused_naming_file_and_line(
+    con, warehouse_path, tmp_path, name, line, says
+):
+    """An unquoted comma shifts the later columns (here the category would become 'm/a'): refuse, write nothing."""
+    folder = write_dataset(tmp_path / "csv")
+    _mutate(folder, name, lambda b: b + line)
+    with pytest.raises(
+        InputError, match=says + r".*but the header has \d \(1 row\(s\) with extra fields\)"
+    ) as err:
+        import_embedllm_csv(warehouse_path, folder)
+    assert "\n" not in str(err.value) and "quote values that hold commas" in str(err.value)
+    assert con.sql("SELECT count(*) FROM correctness").fetchall()[0][0] == 0
+    assert con.sql("SELECT count(*) FROM questions").fetchall()[0][0] == 0
+
+
+def test_quoted_commas_and_a_trailing_empty_field_are_accepted(con, warehouse_path, tmp_path):
+    """Commas inside quotes are data; an empty field after the last column (a trailing comma) carries nothing."""
+    folder = write_dataset(tmp_path / "csv")
+    _mutate(folder, "test.csv", lambda b: b + b'13,1,1,1,"Q13, with a comma",m/b,geo,\n')
+    assert import_embedllm_csv(warehouse_path, folder).summary.report.n_labels == 8
+    assert con.sql("SELECT prompt FROM questions WHERE doc_id = 11").fetchall() == [('Capital, of "France"?',)]

@@ -1,7 +1,8 @@
 """lm-eval importer: every 0.4.x layout, label rules, the aggregate cross-check, bad input, idempotency.
 
 Fixtures were recorded by scripts/record_lm_eval_fixtures.py from the real harness on a tiny random model:
-tests/fixtures/lm_eval/jsonl (lm-eval 0.4.13, two timestamped runs) and old_json_array (0.4.0-style, derived).
+tests/fixtures/lm_eval/jsonl (lm-eval 0.4.13, two timestamped runs), old_json_array (0.4.0-style, derived) and
+chat (--apply_chat_template --fewshot_as_multiturn --num_fewshot 2 --system_instruction, a ChatML tiny model).
 """
 
 from __future__ import annotations
@@ -396,3 +397,153 @@ def test_a_folder_with_runs_of_two_models_is_refused_or_narrowed_to_the_named_on
     assert all("2026-11-30" not in b.meta.source for b in mine.values()) and set(mine) == set(RULES)
     theirs = _batches(copy, model="org/other-model")
     assert theirs and all("2026-11-30" in b.meta.source for b in theirs.values())
+
+
+# ---------------------------------------------------------------------------------------- chat templates
+
+CHAT = FIXTURES / "chat"  # a real run with --apply_chat_template --fewshot_as_multiturn --num_fewshot 2
+CHAT_RULES = {"fx_mc": "acc", "fx_gen": "exact_match,flexible-extract"}
+TEMPLATE_TOKENS = ("<|im_start|>", "<|im_end|>", "system", "assistant")
+
+
+def _chat_samples(folder: Path = CHAT) -> dict[str, list[dict]]:
+    """Return the recorded chat run's samples by task, as lm-eval logged them."""
+    (run,) = folder.iterdir()
+    return {
+        task: [json.loads(line) for line in next(run.glob(f"samples_{task}_*.jsonl")).read_text().splitlines()]
+        for task in CHAT_RULES
+    }
+
+
+def _doc_to_text(doc: dict) -> str:
+    """Return the fixture tasks' doc_to_text ("Question: {{question}}\\nAnswer:") computed by hand."""
+    return f"Question: {doc['question']}\nAnswer:"
+
+
+def _copy_with_configs(tmp_path: Path, edit) -> Path:
+    """Return a copy of the chat fixture whose results file went through EDIT(results dict)."""
+    copy = tmp_path / "chat"
+    shutil.copytree(CHAT, copy)
+    (res_file,) = (copy / "tiny-chat-lm").glob("results_*.json")
+    data = json.loads(res_file.read_text())
+    edit(data)
+    res_file.write_text(json.dumps(data))
+    return copy
+
+
+def test_chat_fixture_is_a_real_multiturn_chat_run():
+    (res_file,) = (CHAT / "tiny-chat-lm").glob("results_*.json")
+    results = json.loads(res_file.read_text())
+    assert results["fewshot_as_multiturn"] is True and "<|im_start|>" in results["chat_template"]
+    assert results["n-shot"] == {"fx_mc": 2, "fx_gen": 2} and results["system_instruction"]
+    for rows in _chat_samples().values():
+        context = rows[0]["arguments"]["gen_args_0"]["arg_0"]
+        assert context.startswith(f"<|im_start|>system\n{results['system_instruction']}<|im_end|>")
+        assert context.count("<|im_start|>user\n") == 3 and context.count("Question:") == 3  # 2 shots + question
+
+
+def test_chat_template_run_stores_each_docs_doc_to_text_without_template_or_few_shot_turns(con, warehouse_path):
+    rules = parse_overrides([f"{k}={v}" for k, v in CHAT_RULES.items()])
+    import_lm_eval_dir(warehouse_path, CHAT, model="tiny-chat-lm", rules=rules)
+    stored = dict(con.sql("SELECT question_id, prompt FROM questions").fetchall())
+    expected = {
+        question_id(task, r["doc_hash"]): _doc_to_text(r["doc"])
+        for task, rows in _chat_samples().items()
+        for r in rows
+    }
+    assert stored == expected and len(stored) == 12 + 10
+    assert not any(tok in p for p in stored.values() for tok in TEMPLATE_TOKENS)
+
+
+def test_chat_run_without_run_metadata_is_detected_from_the_prompts():
+    """simple_evaluate() in memory, or results stripped of the chat keys: the template tokens give it away."""
+    results, _ = read_lm_eval_dir(CHAT)
+    for key in ("chat_template", "chat_template_sha", "fewshot_as_multiturn", "system_instruction", "_embedllm"):
+        results.pop(key, None)
+    rules = parse_overrides([f"{k}={v}" for k, v in CHAT_RULES.items()])
+    samples = _chat_samples()
+    for task, b in {
+        b.meta.task: b for b in batches_from_results(results, samples, model="m", rules=rules)
+    }.items():
+        by_hash = {r["doc_hash"]: _doc_to_text(r["doc"]) for r in samples[task]}
+        assert b.rows["prompt"].to_list() == [by_hash[h] for h in b.rows["doc_hash"].to_list()]
+
+
+def test_chat_run_whose_doc_to_text_is_a_function_falls_back_to_the_last_user_turn(tmp_path):
+    def to_function(data):
+        for cfg in data["configs"].values():  # lm-eval logs a callable doc_to_text as its source
+            cfg["doc_to_text"] = (
+                "def doc_to_text(doc):\n    return 'Question: ' + doc['question'] + '\\nAnswer:'\n"
+            )
+
+    batches = _batches(_copy_with_configs(tmp_path, to_function), CHAT_RULES, model="tiny-chat-lm")
+    samples = _chat_samples()
+    for task, b in batches.items():
+        by_hash = {r["doc_hash"]: _doc_to_text(r["doc"]) for r in samples[task]}
+        assert b.rows["prompt"].to_list() == [by_hash[h] for h in b.rows["doc_hash"].to_list()]
+
+
+def test_chat_run_in_an_unknown_template_with_a_function_doc_to_text_is_refused(con, warehouse_path, tmp_path):
+    copy = _copy_with_configs(
+        tmp_path, lambda data: data["configs"]["fx_mc"].update(doc_to_text="def doc_to_text(doc): ...")
+    )
+    (samples,) = (copy / "tiny-chat-lm").glob("samples_fx_mc_*.jsonl")
+    samples.write_text(samples.read_text().replace("<|im_start|>", "<|turn|>").replace("<|im_end|>", "<|/turn|>"))
+    rules = parse_overrides([f"{k}={v}" for k, v in CHAT_RULES.items()])
+    with pytest.raises(
+        InputError,
+        match=r"samples_fx_mc_.*\.jsonl: task fx_mc: the prompts were rendered with a "
+        r"chat template.*without --apply_chat_template",
+    ) as err:
+        import_lm_eval_dir(warehouse_path, copy, model="tiny-chat-lm", rules=rules)
+    assert "\n" not in str(err.value)
+    assert con.sql("SELECT count(*) FROM questions").fetchall()[0][0] == 0  # fx_gen was fine: nothing written
+
+
+FAMILIES = {  # one rendered prompt per template family: system, one few-shot turn, then the question
+    "ChatML": "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nQ: 1+1?<|im_end|>\n<|im_start|>assistant\n"
+    "2<|im_end|>\n<|im_start|>user\nQ: 3+3?<|im_end|>\n<|im_start|>assistant\n",
+    "Llama 3": "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|><|start_header_id|>"
+    "user<|end_header_id|>\n\nQ: 1+1?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n2<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\nQ: 3+3?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n",
+    "Gemma": "<bos><start_of_turn>user\nBe brief.\n\nQ: 1+1?<end_of_turn>\n<start_of_turn>model\n2<end_of_turn>\n"
+    "<start_of_turn>user\nQ: 3+3?<end_of_turn>\n<start_of_turn>model\n",
+    "Phi-3": "<|system|>\nBe brief.<|end|>\n<|user|>\nQ: 1+1?<|end|>\n<|assistant|>\n2<|end|>\n<|user|>\nQ: 3+3?<|end|>\n"
+    "<|assistant|>\n",
+    "Zephyr": "<|system|>\nBe brief.</s>\n<|user|>\nQ: 1+1?</s>\n<|assistant|>\n2</s>\n<|user|>\nQ: 3+3?</s>\n"
+    "<|assistant|>\n",
+    "Mistral": "<s>[INST] Q: 1+1? [/INST]2</s>[INST] Q: 3+3? [/INST]",
+    "Llama 2": "<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nQ: 1+1? [/INST] 2 </s><s>[INST] Q: 3+3? [/INST]",
+}
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_last_user_turn_is_the_question_in_each_template_family(family):
+    extract = PromptExtractor(
+        {"num_fewshot": 1, "doc_to_text": "!function utils.doc_to_text"}, None, system_instruction="Be brief."
+    )
+    assert extract(FAMILIES[family], {"q": "3+3"}) == "Q: 3+3?"
+    assert extract.many([FAMILIES[family]] * 2, [None, None]) == ["Q: 3+3?"] * 2
+
+
+def test_system_prompt_folded_into_the_only_user_turn_is_stripped():
+    """Gemma's template has no system role: it prefixes the system prompt to the first user turn."""
+    extract = PromptExtractor(
+        {"num_fewshot": 0, "doc_to_text": "def f(doc): ..."}, None, system_instruction="Be brief."
+    )
+    ctx = "<bos><start_of_turn>user\nBe brief.\n\nQ: 3+3?<end_of_turn>\n<start_of_turn>model\n"
+    assert extract(ctx, None) == "Q: 3+3?"
+
+
+def test_single_turn_chat_prompt_loses_its_few_shot_examples_by_the_delimiter():
+    """fewshot_as_multiturn=False: lm-eval folds the examples into the one user turn, joined by the delimiter."""
+    extract = PromptExtractor(
+        {"num_fewshot": 2, "fewshot_delimiter": "\n\n", "doc_to_text": "def f(doc): ..."}, None
+    )
+    ctx = "<|im_start|>user\nQ: 1+1?\nA: 2\n\nQ: 2+2?\nA: 4\n\nQ: 3+3?\nA:<|im_end|>\n<|im_start|>assistant\n"
+    assert extract(ctx, None) == "Q: 3+3?\nA:"
+
+
+def test_doc_to_text_naming_a_doc_field_gives_that_field_for_chat_prompts():
+    extract = PromptExtractor({"num_fewshot": 0, "doc_to_text": "query"}, None, chat=True)
+    assert extract("<|im_start|>user\nanything<|im_end|>\n", {"query": "What is 3+3?"}) == "What is 3+3?"
