@@ -21,6 +21,7 @@ import logging
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -49,7 +50,8 @@ def agreement_texts() -> list[str]:
     for name in ("arithmetic", "gen_math", "knowledge", "logic", "reading", "science"):
         lines = (files("embedllm") / "demo_suite" / f"{name}.jsonl").read_text().splitlines()
         questions += [json.loads(line)["question"] for line in lines if line.strip()][:8]
-    long = [" ".join(questions[i : i + 6 + i % 7]) for i in range(0, 48, 3)]  # 6..12 questions: up to truncation
+    cycle = questions * 2
+    long = [" ".join(cycle[3 * j : 3 * j + 4 + 2 * j]) for j in range(16)]  # 4..34 questions: past truncation
     return questions + long
 
 
@@ -145,7 +147,8 @@ def export_fp32(model: Any, target: Path) -> None:
     wrapper = LastHidden(model[0].auto_model.to("cpu")).eval()
 
     def write(tmp: Path) -> None:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes on shape-dependent Python branches (checked below)
             torch.onnx.export(
                 wrapper,
                 tuple(sample[k] for k in names),
