@@ -373,14 +373,19 @@ def _export(name: str, source: str, folder: Path, variant: str) -> onnx_backend.
         ) from exc
 
 
-def _onnx_model(source: str, path: Path) -> Any:
-    """Return a fresh SentenceTransformer from SOURCE whose transformer forward runs the ONNX file PATH."""
+def _onnx_model(source: str, path: Path, threads: int = 0) -> Any:
+    """Return a fresh SentenceTransformer from SOURCE whose transformer forward runs the ONNX file PATH.
+
+    THREADS: onnxruntime intra-op threads (0: one per physical core).
+    """
     from sentence_transformers import SentenceTransformer
 
     local_only = not Path(source).is_dir() and not hub_reachable()
     model = SentenceTransformer(source, device="cpu", local_files_only=local_only)
     first = model[0]
-    first.model = onnx_backend.onnx_encoder(path, first.auto_model.config)  # the torch weights are dropped
+    first.model = onnx_backend.onnx_encoder(
+        path, first.auto_model.config, threads
+    )  # the torch weights are dropped
     return model
 
 
