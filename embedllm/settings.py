@@ -1,4 +1,4 @@
-"""Where things live: the warehouse file and the folders beside it, the torch device. Chosen in one place.
+"""Where things live: the warehouse file and the folders beside it, the torch device, the embedding backend.
 
 Only the edges read the environment: the CLI (`--warehouse` or EMBEDLLM_WAREHOUSE) and the flows' deployment
 parameters call `resolve_warehouse`; everything below them takes the warehouse path as an argument and derives
@@ -12,6 +12,8 @@ from pathlib import Path
 
 WAREHOUSE_ENV = "EMBEDLLM_WAREHOUSE"
 DEVICE_ENV = "EMBEDLLM_DEVICE"
+EMBED_BACKEND_ENV = "EMBEDLLM_EMBED_BACKEND"
+EMBED_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")  # auto: ONNX Runtime on CPU, torch on CUDA/MPS
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIR = PACKAGE_DIR / "config"
 CHECKOUT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists() else None
@@ -52,3 +54,8 @@ def pick_device(requested: str | None = None):
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def embed_backend(requested: str | None = None) -> str:
+    """Return the requested embedding backend: the argument, else $EMBEDLLM_EMBED_BACKEND, else "auto"."""
+    return (requested or os.environ.get(EMBED_BACKEND_ENV) or "auto").strip().lower()

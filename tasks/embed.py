@@ -1,7 +1,8 @@
 """Embed stage: sentence-transformers vectors of question prompts, stored in question_embeddings (new ones only).
 
-The embedders themselves (names, the packaged models, loading, the default) live in embedllm/embedders.py; the
-name stored in question_embeddings.embedder is its canonical_name().
+The embedders themselves (names, the packaged models, loading, the default, the torch / ONNX backend choice)
+live in embedllm/embedders.py; the name stored in question_embeddings.embedder is its stored_name(): the
+canonical name, with a backend suffix when that backend's vectors disagree with torch's.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from embedllm.embedders import (  # noqa: F401
     DEMO_EMBEDDER,
     EmbedderError,
     canonical_name,
+    load_embedder,
     load_model,
     resolve_embedder,
+    stored_name,
 )
 from embedllm.errors import ConfigError
 from tasks import stage
@@ -44,6 +47,7 @@ class EmbedReport:
     seconds: float  # encoding + storing (model load excluded)
     load_seconds: float = 0.0
     device: str | None = None
+    backend: str | None = None  # torch | onnx | onnx-int8
     batch_size: int = 64
     model_path: str | None = None
     run_id: str | None = None
@@ -63,7 +67,7 @@ class EmbedReport:
             )
         return (
             f"{self.embedder}: embedded {self.n_embedded:,} questions ({self.dimension}-d) in {self.seconds:.1f} s "
-            f"= {self.questions_per_s:,.0f} questions/s on {self.device} (model load {self.load_seconds:.1f} s; "
+            f"= {self.questions_per_s:,.0f} questions/s on {self.device} ({self.backend}; model load {self.load_seconds:.1f} s; "
             f"{self.n_already:,} already embedded)"
         )
 
@@ -131,18 +135,20 @@ def embed_questions(
     *,
     batch_size: int = 64,
     device: str | None = None,
+    backend: str | None = None,
     progress: bool = True,
     wait: float = 0.0,
 ) -> EmbedReport:
     """Encode the prompts of questions lacking a vector from EMBEDDER, store them, record the run; return a report.
 
     Encoding runs with no connection open; each chunk of CHUNK vectors commits in its own short session, so a
-    kill keeps the finished chunks and a rerun embeds only the rest.
+    kill keeps the finished chunks and a rerun embeds only the rest. BACKEND (None: $EMBEDLLM_EMBED_BACKEND, else
+    auto) may change the stored name (see embedllm/embedders.py).
     """
     db = Path(db)
-    name = canonical_name(embedder or DEFAULT_EMBEDDER)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    name = stored_name(embedder or DEFAULT_EMBEDDER, device, backend)
     with stage.writing(db, "embed", wait=wait) as stage_report:
         with stage.session(db) as con:
             todo = warehouse.query(con, "embed_missing", {"embedder": name})
@@ -157,20 +163,23 @@ def embed_questions(
             report=stage_report,
         )
         if todo.height:
-            _embed_todo(db, report, todo, device, progress)
+            _embed_todo(db, report, todo, device, backend, progress)
         rate = f", {report.questions_per_s:.0f} questions/s" if report.questions_per_s else ""
         stage_report.note = f"{name}: {report.n_embedded} new, {report.n_already} already embedded{rate}"
     return report
 
 
-def _embed_todo(db: Path, report: EmbedReport, todo, device: str | None, progress: bool) -> None:
+def _embed_todo(
+    db: Path, report: EmbedReport, todo, device: str | None, backend: str | None, progress: bool
+) -> None:
     """Load the model, encode and store the questions of TODO chunk by chunk, then record the run."""
     from tqdm.auto import tqdm
 
     t_load = time.perf_counter()
-    model = load_model(report.embedder, device)
+    loaded = load_embedder(report.embedder, device, backend, exact=True)
+    model = loaded.model
     report.load_seconds = time.perf_counter() - t_load
-    report.device, report.model_path = str(model.device), resolve_embedder(report.embedder)
+    report.device, report.backend, report.model_path = loaded.device, loaded.backend, loaded.source
     dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     expected = dim_of()
     if expected:
@@ -210,6 +219,7 @@ def record_run(con: duckdb.DuckDBPyConnection, report: EmbedReport) -> None:
             "load_seconds": report.load_seconds,
             "questions_per_s": report.questions_per_s,
             "device": report.device,
+            "backend": report.backend,
             "code_version": code_version(),
             "created_at": utc_now(),
         },

@@ -31,6 +31,15 @@ def embed(
             show_default=False,
         ),
     ] = None,
+    backend: Annotated[
+        Optional[str],
+        typer.Option(
+            "--backend",
+            help="auto (ONNX Runtime on CPU, torch on GPU), torch, onnx or onnx-int8; int8 vectors are stored as "
+            "<model>+onnx-int8 [default: $EMBEDLLM_EMBED_BACKEND, else auto]",
+            show_default=False,
+        ),
+    ] = None,
     wait: WaitOpt = 0.0,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -38,12 +47,15 @@ def embed(
 
     Vectors go to question_embeddings(question_id, embedder, embedding); each run's throughput to embedding_runs.
     Re-running does nothing for questions already embedded. Without the mpnet packages and without the hub,
-    the default fails with what to install; the packaged all-MiniLM-L6-v2 always works offline.
+    the default fails with what to install; the packaged all-MiniLM-L6-v2 always works offline. On CPU the model
+    runs as an ONNX export made once in the embedllm cache and checked against torch.
 
     Example: embedllm embed --model all-MiniLM-L6-v2 --batch-size 128
     """
     db = resolve_warehouse(warehouse)
     from tasks.embed import embed_questions
 
-    report = embed_questions(db, model, batch_size=batch_size, device=device, progress=True, wait=wait)
+    report = embed_questions(
+        db, model, batch_size=batch_size, device=device, backend=backend, progress=True, wait=wait
+    )
     typer.echo(report.summary())
