@@ -276,6 +276,16 @@ def load_embedder(
 ) -> Embedder:
     """Return the loaded EMBEDDER on the chosen backend and the name its vectors are stored under.
 
+    Resolved once per process and setting: checking an export hashes its file, far too slow for every call of a
+    warm service (see _resolve_embedder for the rules).
+    """
+    return _resolve_embedder(embedder, device, settings.embed_backend(backend), exact, str(cache_dir()))
+
+
+@functools.lru_cache(maxsize=8)
+def _resolve_embedder(embedder: str, device: str | None, backend: str, exact: bool, cache: str) -> Embedder:
+    """Return the loaded EMBEDDER on BACKEND (auto | torch | onnx | onnx-int8) and its stored name.
+
     A name with a backend suffix runs that backend. EXACT: the vectors must belong under canonical_name(embedder)
     (routing a trained run), so a forced backend that disagrees with torch gives way to torch.
     """
