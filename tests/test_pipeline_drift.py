@@ -3,8 +3,9 @@
 The fixture runs the pipeline three times on a fresh warehouse with two registered tiny LMs (local folders: no
 revision, so both can move) on a suite of four multiple-choice demo tasks (LIMIT docs each: 32 questions, all
 of them sentinels): run 1 evaluates both fully and trains; run 2 changes nothing (both re-asked, no drift);
-then tiny-0's weights are swapped for tiny-2's behind the same name and revision, and run 3 must record a drift
-event for it, supersede its labels and onboard it again into the same training run. A changed revision string
+then tiny-0's weights are swapped for those of tiny-2 tuned for a few steps on the right answers (tiny random
+LMs sharing a tokenizer pick much the same answers: 3-5 of 32 differ, below the 6 the test needs) behind the
+same name and revision, and run 3 must record a drift event for it, supersede its labels and onboard it again into the same training run. A changed revision string
 and ten unchanged re-asks (slow) use the drift stage alone on a copy of the warehouse after run 2.
 """
 
@@ -49,6 +50,17 @@ def labels_of(db: Path, name: str) -> list[tuple]:
     )
 
 
+def answer_texts() -> list[str]:
+    """Return `Question: ...\nAnswer: <right choice>` for the first LIMIT docs of each task of the suite."""
+    demo = Path(__file__).resolve().parent.parent / "embedllm" / "demo_suite"
+    texts = []
+    for name in ("arithmetic", "knowledge", "science", "logic"):
+        for line in (demo / f"{name}.jsonl").read_text().splitlines()[:LIMIT]:
+            doc = json.loads(line)
+            texts.append(f"Question: {doc['question']}\nAnswer: {doc['choices'][doc['answer']]}")
+    return texts
+
+
 def run_pipeline(db: Path, registry: Path, suite: str):
     """Run the pipeline flow with the test's suite and policy; return its PipelineResult."""
     from embedllm.embedders import DEMO_EMBEDDER
@@ -67,7 +79,7 @@ def run_pipeline(db: Path, registry: Path, suite: str):
 @pytest.fixture(scope="module")
 def drift_runs(tmp_path_factory, prefect_harness) -> dict:
     """Runs 1 and 2 (unchanged), a snapshot of the warehouse, tiny-0's weights swapped, run 3."""
-    from embedllm.tiny_lm import build_tiny_lm
+    from embedllm.tiny_lm import build_tiny_lm, fine_tune_tiny_lm
 
     root = tmp_path_factory.mktemp("drift")
     suite = root / "drift.yaml"
@@ -82,6 +94,7 @@ def drift_runs(tmp_path_factory, prefect_harness) -> dict:
     sentinels_second = rows(db, "SELECT * FROM drift_sentinels ORDER BY position")
     snapshot = root / "after-run-2.duckdb"
     shutil.copy(db, snapshot)
+    fine_tune_tiny_lm(folders["tiny-2"], answer_texts())  # another model: it learned the right answers
     swapped = Path(folders["tiny-0"]) / "model.safetensors"
     shutil.copy(Path(folders["tiny-2"]) / "model.safetensors", swapped)  # same name, same (no) revision
     third = run_pipeline(db, registry, str(suite))
