@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 SENTINELS = 32
 NOISE = 0.05
 ALPHA = 0.01
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -85,3 +87,8 @@ def choose_sentinels(question_ids: list[str], benchmarks: list[str], n: int = SE
             if queue and len(chosen) < n:
                 chosen.append(queue.pop(0))
     return chosen
+
+
+def revision_can_move(revision: str | None, base_url: str | None = None) -> bool:
+    """Return whether what a registry entry names can change behind it: no revision, a branch or tag, an endpoint."""
+    return bool(base_url) or revision is None or not _COMMIT.match(revision.strip().lower())

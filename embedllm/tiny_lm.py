@@ -80,3 +80,30 @@ def build_tiny_lm(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def fine_tune_tiny_lm(
+    directory: str | Path, texts: list[str], *, steps: int = 25, lr: float = 1e-2, seed: int = 0
+) -> Path:
+    """Return DIRECTORY after a few full-batch AdamW steps of its tiny LM on TEXTS (a model that learned something).
+
+    Tiny random LMs sharing a tokenizer pick much the same multiple-choice answers; one tuned on the right answers
+    of a few questions answers them differently, as a new checkpoint pushed behind the same name would.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    model = LlamaForCausalLM.from_pretrained(directory)
+    model.train()
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)  # no loss on padding
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    model.save_pretrained(directory)
+    return Path(directory)

@@ -109,11 +109,16 @@ def evaluation(
 ) -> list[StageReport]:
     """Run the evaluation steps in the calling flow (so their artifacts land on it); return the stage reports.
 
-    With a POLICY (the pipeline) the plan onboards new models and applies budgets (tasks/plan.py); without one
-    every model is evaluated on every task it lacks.
+    With a POLICY (the pipeline) the drift step re-asks the sentinels of models whose revision can move first
+    (tasks/drift.py), then the plan onboards new (and drifted) models and applies budgets (tasks/plan.py);
+    without one every model is evaluated on every task it lacks.
     """
     reports = [steps.sync_registry(db, registry)] if registry else []
     reports.append(steps.recover_staging(db))
+    if (
+        policy is not None
+    ):  # the pipeline: re-ask the sentinels of movable models; a drifted one is onboarded again
+        reports.append(steps.check_drift(db, suite, models, device))
     plan = steps.plan_evaluations(db, suite, models, limit, device, policy)
     reports.append(plan.report)
     if plan.jobs:

@@ -1,8 +1,8 @@
 """The `pipeline` flow: the whole job, in order, as one Prefect run whose artifacts all sit on it.
 
-    register (sync the registry file) -> resume -> plan (the evaluation policy) -> evaluate (fanned out) -> load
-    -> validate -> embed (new questions) -> onboard (new models, into the latest run) -> train -> forecast
-    -> report
+    register (sync the registry file) -> resume -> drift (re-ask sentinels) -> plan (the evaluation policy)
+    -> evaluate (fanned out) -> load -> validate -> embed (new questions) -> onboard (new models, into the latest
+    run) -> train -> forecast -> report
 
 The evaluation policy (embedllm/policy.py; `onboard_questions`, `full_evaluation`, each overridable per model in
 the registry file): once a completed training run exists, a registered model with no labels is evaluated on its
@@ -10,6 +10,11 @@ the registry file): once a completed training run exists, a registered model wit
 90 % intervals are written in the same run; `full_evaluation` (never | nightly | budget:N) says what later runs
 evaluate for it. On a fresh warehouse every model is evaluated fully. Onboarding labels alone do not retrain;
 the next training run absorbs them.
+
+Drift (tasks/drift.py): before planning, every model whose revision can move (none, a branch name, an API
+endpoint) is re-asked the warehouse's sentinel questions; a binomial test of the changed answers (or a changed
+revision string) records a drift_events row and supersedes the model's labels, so the same run onboards it
+again and its new forecasts land in the latest training run.
 
 `embedllm run` and the deployments in prefect.yaml call this flow with the same parameters and defaults. The
 steps are Prefect tasks called from this flow directly (only the per-model evaluation runs in a subflow, so it

@@ -60,6 +60,40 @@ def onboarded_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     return rows_of(con, warehouse.sql_text("onboard_summary"))
 
 
+def drift_rows(done) -> list[dict[str, Any]]:
+    """Return one artifact row per drift check and per revision event of a drift stage result (tasks/drift.py)."""
+    rows = [
+        {
+            "model": e["model"],
+            "reason": "revision",
+            "n": None,
+            "disagreements": None,
+            "p_value": None,
+            "drifted": True,
+            "note": f"revision {e['previous_revision']} -> {e['revision']}; {e['labels_removed']} labels superseded",
+        }
+        for e in done.events
+        if e["reason"] == "revision"
+    ]
+    removed = {e["model"]: e["labels_removed"] for e in done.events if e["reason"] == "sentinels"}
+    for c in done.checks:
+        t = c.test
+        rows.append(
+            {
+                "model": c.model,
+                "reason": "sentinels",
+                "n": t.n if t else 0,
+                "disagreements": t.disagreements if t else None,
+                "p_value": t.p_value if t else None,
+                "drifted": c.drifted,
+                "note": (
+                    f"{removed[c.model]} labels superseded, onboarded again" if c.model in removed else c.text()
+                ),
+            }
+        )
+    return rows
+
+
 def metrics_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Return a metrics dict as rows of (metric, value), scalars only, in a stable order."""
     return [

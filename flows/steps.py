@@ -86,7 +86,7 @@ def stage(name: str) -> Iterator[tuple[Any, StageReport]]:
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
-# register -> resume -> plan -> evaluate-model (fanned out, staging only) -> load: each calls the stage's entry
+# register -> resume -> drift (the pipeline) -> plan -> evaluate-model (fanned out, staging only) -> load: each calls the stage's entry
 # point with the warehouse path (tasks/register.py, tasks/evaluate.py), which owns its sessions and the run lock.
 
 
@@ -110,6 +110,23 @@ def recover_staging(db: str) -> StageReport:
     from tasks.evaluate import recover_staging as recover
 
     return logged(recover(db).report)
+
+
+@task(name="drift", **IO_RETRIES)
+def check_drift(db: str, suite: str, models: list[str] | None, device: str | None = None) -> StageReport:
+    """Re-ask the sentinels of every movable model, record drift (tasks/drift.py); publish it; return the report."""
+    from tasks.drift import check_drift as check
+
+    done = check(db, suite, models, device=device)
+    create_table_artifact(
+        reporting.drift_rows(done)
+        or [{"model": None, "reason": None, "n": 0, "disagreements": 0, "p_value": None, "drifted": False}],
+        key="drift",
+        description=f"Drift: sentinel answers re-asked ({done.n_sentinels} sentinels; binomial test, "
+        "drift when p < alpha) and registry revision changes; a drifted model's labels are superseded and it "
+        "is onboarded again",
+    )
+    return logged(done.report)
 
 
 @dataclass

@@ -277,9 +277,13 @@ def onboard_from_labels(
     seed: int = 0,
     suite: str | None = None,
     eval_seconds: float | None = None,
+    replace_trained: bool = False,
     wait: float = 0.0,
 ) -> OnboardResult:
-    """Return the model placed in the run from its labels (already in the warehouse) on question_ids; write them."""
+    """Return the model placed in the run from its labels (already in the warehouse) on question_ids; write them.
+
+    REPLACE_TRAINED places a model the run was trained on anyway (its trained vector went stale: a drift event).
+    """
     with stage.writing(db, "onboard", wait=wait) as report:
         with stage.session(db) as con:
             view = view or load_run_view(con, run_id)
@@ -288,7 +292,8 @@ def onboard_from_labels(
                 con, "onboard_model_labels", {"model": row["name"], "question_ids": list(question_ids)}
             )
             size = warehouse.query(con, "onboard_suite_size", {"tasks": suite_tasks(suite)}) if suite else None
-        _refuse_trained(row["name"], row["model_id"], view)
+        if not replace_trained:
+            _refuse_trained(row["name"], row["model_id"], view)
         have = dict(zip(labels["question_id"].to_list(), labels["label"].to_list()))
         result, placed = _fit(
             view, row["name"], int(row["model_id"]), list(question_ids), have, n_bootstrap=n_bootstrap, seed=seed
@@ -402,7 +407,8 @@ def onboard_planned(
     """Place every model whose onboarding plan has labels in the latest completed run; return what was placed.
 
     The plan step (tasks/plan.py) chose the questions and recorded them in evaluation_plan; evaluation and the
-    load brought the labels. A model already placed in, or trained by, the latest run is left alone.
+    load brought the labels. A model already placed in, or trained by, the latest run is left alone, unless a drift
+    event came after (tasks/drift.py): then it is placed again.
     """
     with stage.writing(db, "onboard", wait=wait) as report:
         with stage.session(db) as con:
@@ -422,6 +428,7 @@ def onboard_planned(
                         n_bootstrap=n_bootstrap,
                         seed=seed,
                         suite=suite,
+                        replace_trained=True,  # pending with a trained vector = drifted since (onboard_pending)
                     )
                 )
         report.skipped = not done.results

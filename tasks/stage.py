@@ -37,6 +37,9 @@ COUNTED_TABLES = (
     "correctness_forecasts",
     "benchmark_forecasts",
     "onboarded_models",
+    "drift_sentinels",
+    "drift_checks",
+    "drift_events",
 )
 
 

@@ -253,6 +253,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
     stages = {s["stage"]: s for s in result.stages}
     assert list(stages) == [
         "resume",
+        "drift",
         "plan",
         "evaluate",
         "load",
@@ -280,6 +281,7 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         "stage-reports",
         "report",
         "onboarded-models",
+        "drift",
     ):
         assert artifact(key) is not None, key
     assert artifact("evaluation-progress").data == 100.0
@@ -297,8 +299,11 @@ def test_pipeline_runs_every_stage_on_tiny_models_and_a_rerun_adds_nothing(
         limit=TINY_LIMIT,
         embedder=DEMO_EMBEDDER,
     )
-    assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "plan", "embed"]
-    assert not any(s["rows"] for s in again.stages)
+    # the rerun evaluates nothing; only the drift step works: it chooses the sentinels and re-asks both models
+    assert [s["stage"] for s in again.stages if not s["skipped"]] == ["resume", "drift", "plan", "embed"]
+    assert {s["stage"] for s in again.stages if s["rows"]} == {"drift"}
+    drift = next(s for s in again.stages if s["stage"] == "drift")
+    assert drift["rows"]["drift_checks"] == 2 and "drift_events" not in drift["rows"]
     assert counts == {t: scalar(warehouse_path, f"SELECT count(*) FROM {t}") for t in counts}
     assert again.training_run == result.training_run
 

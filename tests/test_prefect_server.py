@@ -29,6 +29,7 @@ EXPECTED_ARTIFACTS = {
     "report",
     "stage-reports",
     "onboarded-models",
+    "drift",
 }
 
 

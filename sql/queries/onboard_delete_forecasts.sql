@@ -1,2 +1,3 @@
--- onboard_delete_forecasts: drop one model's onboarded correctness forecasts in one run before writing them again.
-DELETE FROM correctness_forecasts WHERE run_id = $run_id AND model_id = $model_id AND source = 'onboarded';
+-- onboard_delete_forecasts: drop one model's correctness forecasts in one run before writing its onboarded ones
+-- (again). Only a model the run was not trained on, or whose trained vector a drift event made stale, gets here.
+DELETE FROM correctness_forecasts WHERE run_id = $run_id AND model_id = $model_id;

@@ -5,7 +5,7 @@
 --   'suite'  every question in scope: a model evaluated on the whole suite (or with no evaluation plan, e.g. a
 --            model of an imported EmbedLLM dataset, which is a full matrix by definition);
 --   'plan'   its evaluation_plan pairs in scope: a model with plan rows (onboarding, a budget, what an lm-eval
---            import held) and no full (non-partial) evaluate run. A sparse matrix by plan is not a gap.
+--            import held) and no full (non-partial) evaluate run since its last drift event. A sparse matrix by plan is not a gap.
 -- n_scope: the questions in scope (the suite_questions_present check: the warehouse holds some).
 -- Only models with fewer labels than expected questions are searched for the missing pairs (count(DISTINCT)
 -- costs 5x more at 4M labels); duplicate rows, which label_pair_unique reports, could hide a gap of their size.
@@ -19,7 +19,8 @@ WITH scope AS (
 planned_models AS (
     SELECT DISTINCT p.model_id
     FROM evaluation_plan p
-    WHERE NOT EXISTS (SELECT 1 FROM eval_runs r WHERE r.model_id = p.model_id AND NOT r.partial)
+    WHERE NOT EXISTS (SELECT 1 FROM eval_runs r WHERE r.model_id = p.model_id AND NOT r.partial
+                      AND NOT EXISTS (SELECT 1 FROM drift_events d WHERE d.model_id = r.model_id AND d.detected_at >= r.started_at))
 ),
 planned AS (
     SELECT p.model_id, p.question_id
