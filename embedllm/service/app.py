@@ -92,6 +92,40 @@ def route_payload(choice, why: dict | None) -> dict:
     return out
 
 
+class AuthAndMetrics:
+    """ASGI middleware: refuse requests without the bearer key (when one is set); count and time every request."""
+
+    def __init__(self, app, state: ServiceState, api_key: str | None):
+        self.app, self.state, self.expected = app, state, f"Bearer {api_key}".encode() if api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        t0, status = time.perf_counter(), [500]
+        endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if self.expected and not hmac.compare_digest(given, self.expected):
+                refusal = error(
+                    401,
+                    "missing or wrong API key: send `Authorization: Bearer <key>`",
+                    "authentication_error",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+                await refusal(scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            self.state.metrics.requests.labels(endpoint, str(status[0])).inc()
+            self.state.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
+
+
 def create_app(state: ServiceState, api_key: str | None = None) -> FastAPI:
     """Return the FastAPI app serving STATE (its watcher runs while the app does)."""
 
@@ -107,23 +141,7 @@ def create_app(state: ServiceState, api_key: str | None = None) -> FastAPI:
 
     app = FastAPI(title="EmbedLLM router", lifespan=lifespan, docs_url="/docs", redoc_url=None)
 
-    @app.middleware("http")
-    async def auth_and_metrics(request: Request, call_next):
-        t0 = time.perf_counter()
-        endpoint = request.url.path if request.url.path in ENDPOINTS else "other"
-        given = request.headers.get("authorization", "")
-        if api_key and not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-            response = error(
-                401,
-                "missing or wrong API key: send `Authorization: Bearer <key>`",
-                "authentication_error",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        else:
-            response = await call_next(request)
-        state.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        state.metrics.latency.labels(endpoint).observe(time.perf_counter() - t0)
-        return response
+    app.add_middleware(AuthAndMetrics, state=state, api_key=api_key)
 
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError):
