@@ -77,7 +77,7 @@ class RunData:
     forecasts: pl.DataFrame  # model, benchmark, predicted_accuracy, observed_accuracy, n_observed, source
     probe: pl.DataFrame  # benchmark, pearson_r, mae, n_models
     test: pl.DataFrame  # model_id, question_id, p_correct, label (labelled test-split pairs)
-    onboarded: pl.DataFrame = field(default_factory=pl.DataFrame)  # the onboard_summary rows of the run
+    onboarded: pl.DataFrame = field(default_factory=pl.DataFrame)  # the report_onboarded rows of the run
 
 
 def family_of(name: str, family: str | None, tags: list[str] | None) -> str:

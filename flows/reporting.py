@@ -32,7 +32,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def rows_of(
-    con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None, limit: int = MAX_ARTIFACT_ROWS
+    con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None, limit: int = MAX_ARTIFACT_ROWS
 ) -> list[dict[str, Any]]:
     """Return up to `limit` rows of a query as a list of JSON-able dicts (for table artifacts)."""
     table = con.sql(sql, params=params or None).to_arrow_table()
@@ -56,8 +56,9 @@ def benchmark_forecast_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, An
 
 
 def onboarded_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Return the models onboarded into the latest run with their interval widths (the onboard_summary query)."""
-    return rows_of(con, warehouse.sql_text("onboard_summary"))
+    """Return the models onboarded into the latest run with their interval widths (the report_onboarded query)."""
+    latest = con.execute("SELECT run_id FROM latest_training_run").fetchall()
+    return rows_of(con, warehouse.sql_text("report_onboarded"), {"run_id": latest[0][0]}) if latest else []
 
 
 def drift_rows(done) -> list[dict[str, Any]]:
