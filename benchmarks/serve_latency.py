@@ -83,19 +83,14 @@ def build(folder: Path, n_models: int, n_questions: int) -> Path:
 
 
 def give_endpoints(db: Path, url: str, served_name: str, n: int = 2) -> list[str]:
-    """Point the first N models of DB at the upstream URL (an imported model gets an endpoint); return names."""
+    """Register the upstream URL as the endpoint of the first N models of DB (as `embedllm models add`); return names."""
     import warehouse
+    from tasks.register import add_model
 
-    con = warehouse.connect(db, read_only=True)
-    names = [r[0] for r in con.execute("SELECT name FROM models ORDER BY model_id LIMIT ?", [n]).fetchall()]
-    con.close()
-    con = warehouse.connect(db)
+    with warehouse.session(db, read_only=True) as con:
+        names = [r[0] for r in con.execute("SELECT name FROM models ORDER BY model_id LIMIT ?", [n]).fetchall()]
     for name in names:
-        con.execute(
-            "UPDATE models SET base_url = ?, model_args = ?::JSON WHERE name = ?",
-            [url, json.dumps({"model": served_name}), name],
-        )
-    con.close()
+        add_model(db, name, base_url=url, model_args={"model": served_name})
     return names
 
 

@@ -17,6 +17,10 @@ class InputError(EmbedLLMError):
     """An input file or directory is malformed (names file, line and column)."""
 
 
+class UnknownModel(InputError):
+    """A model name that the registry or the training run does not hold."""
+
+
 class AggregateMismatch(InputError):
     """Per-sample labels do not reproduce lm-eval's aggregate for a task."""
 

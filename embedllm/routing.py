@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from embedllm.common import did_you_mean
-from embedllm.errors import InputError
+from embedllm.errors import InputError, UnknownModel
 from embedllm.model import EmbedderMismatch, EmbedLLM
 
 
@@ -213,7 +213,7 @@ class Router:
             known = set(self.names)
             for name in names:
                 if name not in known:
-                    raise InputError(
+                    raise UnknownModel(
                         f"unknown model {name!r} for run {self.run_id}{did_you_mean(name, self.names)}"
                     )
             mask &= np.isin(np.asarray(self.names, dtype=object), list(names))

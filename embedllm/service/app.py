@@ -24,7 +24,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from embedllm.errors import EmbedLLMError, InputError
+from embedllm.errors import EmbedLLMError, InputError, UnknownModel
 from embedllm.model import EmbedderMismatch
 from embedllm.service.proxy import ROUTER_MODEL, UpstreamError, candidates, endpoints, last_user_text
 from embedllm.service.state import NoTrainingRun, PromptTooLong, ServiceState, summary
@@ -62,7 +62,7 @@ def status_of(exc: EmbedLLMError) -> tuple[int, str]:
         return 413, "prompt_too_long"
     if isinstance(exc, EmbedderMismatch):
         return 409, "embedder_mismatch"
-    if isinstance(exc, InputError) and str(exc).startswith("unknown model"):
+    if isinstance(exc, UnknownModel):
         return 404, "model_not_found"
     return 400, "invalid_request_error"
 

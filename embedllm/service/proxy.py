@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from embedllm.common import did_you_mean
-from embedllm.errors import InputError
+from embedllm.errors import InputError, UnknownModel
 
 ROUTER_MODEL = "router"
 
@@ -75,7 +75,7 @@ def candidates(model: object, known: list[str], served: dict[str, Endpoint]) -> 
     for name in names:
         if name not in known:
             choices = [ROUTER_MODEL, *known]
-            raise InputError(f"unknown model {name!r}{did_you_mean(name, choices)}: GET /models lists them")
+            raise UnknownModel(f"unknown model {name!r}{did_you_mean(name, choices)}: GET /models lists them")
         if name not in served:
             raise InputError(
                 f"model {name!r} has no endpoint to forward to: `embedllm models add {name} --base-url URL` "
