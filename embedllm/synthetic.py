@@ -5,11 +5,24 @@ latent vector; each question has a difficulty and a latent vector near its bench
 correct answer is a guessing floor plus a logistic of ability + skill - difficulty + <model latent, question
 latent>. Question "embeddings" are a noisy linear image of the question's latent state, so a learner that sees
 only embeddings and labels can recover the structure; the true probabilities give the Bayes limit.
+
+Two kinds of per-benchmark skill (`skills=`):
+
+- `independent` (the default): every (model, benchmark) skill is its own draw, so a model's answers on one
+  benchmark say nothing about its skill on another; few answers cannot beat the per-benchmark mean by much.
+- `correlated`: skills come from a few latent abilities (knowledge, reasoning, maths) that benchmarks load on,
+  each question with its own mix. Families share their abilities, one model in five is a specialist (strong in
+  one ability), and a small residual per (model, benchmark) stays. Answers on mmlu then inform gpqa, and
+  question-level mixes give routing something to exploit, as in real fleets.
+
+Either way the matrix carries its generator's truth (`truth`): logit = features @ theta_m - difficulty, with the
+guessing floor on top, and the prior of theta (mean, variance), so a benchmark can score an oracle that knows
+everything about the questions and fits only the model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +39,39 @@ PAPER_BENCHMARKS = {  # benchmark -> (share of questions, number of choices or 0
     "asdiv": (0.06, 0),
     "other_mc": (0.16, 4),
 }
+# correlated skills: the latent ability each benchmark loads on most (0 knowledge, 1 reasoning, 2 maths)
+ABILITIES = ("knowledge", "reasoning", "maths")
+MAIN_ABILITY = {
+    "mmlu": 0,
+    "truthfulqa": 0,
+    "medmcqa": 0,
+    "gpqa": 0,
+    "other_mc": 0,
+    "social_iqa": 1,
+    "piqa": 1,
+    "logiqa": 1,
+    "mathqa": 2,
+    "gsm8k": 2,
+    "asdiv": 2,
+}
+SKILLS = ("independent", "correlated")
+
+
+@dataclass
+class Truth:
+    """The generator's parameters: logit(m, i) = features[i] @ theta[m] - difficulty[i]; p = floor + (1-floor) sigmoid."""
+
+    features: np.ndarray  # (n_questions, k) what each question is (constant, benchmark, latent, ability mix)
+    theta: np.ndarray  # (n_models, k) what each model is
+    difficulty: np.ndarray  # (n_questions,)
+    floor: np.ndarray  # (n_questions,) guessing floor: 1 / choices, 0 for generative
+    prior_mean: np.ndarray  # (k,) the population theta is drawn from (mean and variance per coordinate)
+    prior_var: np.ndarray  # (k,)
+
+    def p_correct(self, theta: np.ndarray) -> np.ndarray:
+        """Return P(correct) (n_questions, K) of model parameters theta (K, k)."""
+        z = self.features @ theta.T - self.difficulty[:, None]
+        return self.floor[:, None] + (1 - self.floor[:, None]) / (1 + np.exp(-z))
 
 
 @dataclass
@@ -40,6 +86,7 @@ class SyntheticMatrix:
     split: np.ndarray  # (n_questions,) train / val / test (80/10/10, random)
     model_names: list[str]
     model_latent: np.ndarray  # (n_models, latent_dim) the planted model vectors
+    truth: Truth | None = field(default=None, repr=False)
 
     def bayes_accuracy(self, mask: np.ndarray | None = None) -> float:
         """Return the accuracy of predicting with the true probabilities (the best any forecaster can do)."""
@@ -54,9 +101,12 @@ def make_matrix(
     latent_dim: int = 12,
     emb_dim: int = 384,
     emb_noise: float = 0.3,
+    skills: str = "independent",
     seed: int = 0,
 ) -> SyntheticMatrix:
     """Return a synthetic correctness matrix with realistic structure (families of models, benchmark skills)."""
+    if skills not in SKILLS:
+        raise ValueError(f"skills must be one of {', '.join(SKILLS)}, got {skills!r}")
     rng = np.random.default_rng(seed)
     names = list(PAPER_BENCHMARKS)
     shares = np.array([PAPER_BENCHMARKS[b][0] for b in names])
@@ -67,19 +117,41 @@ def make_matrix(
     family = rng.integers(0, n_families, size=n_models)
     family_latent = rng.normal(0, 1, (n_families, latent_dim))
     model_latent = family_latent[family] + rng.normal(0, 0.5, (n_models, latent_dim))
-    ability = rng.normal(0, 1, n_models)[:, None]
-    skill = rng.normal(0, 0.6, (n_models, len(names)))
+    ability = rng.normal(0, 1, n_models)
+    skill_sd = 0.6 if skills == "independent" else 0.2  # correlated: what the abilities leave unexplained
+    skill = rng.normal(0, 1, (n_models, len(names))) * skill_sd
 
     centres = rng.normal(0, 1, (len(names), latent_dim))
     q_latent = centres[bench_idx] * 0.7 + rng.normal(0, 0.7, (n_questions, latent_dim))
     difficulty = rng.normal(0, 1, n_questions)
 
-    logit = ability + skill[:, bench_idx] - difficulty[None, :] + model_latent @ q_latent.T / np.sqrt(latent_dim)
-    floor = np.where(n_choices > 0, 1.0 / np.maximum(n_choices, 1), 0.0)[None, :]
-    p_true = (floor + (1 - floor) / (1 + np.exp(-logit))).astype(np.float32)
+    onehot = np.eye(len(names))[bench_idx]
+    features = [np.ones((n_questions, 1)), onehot, q_latent / np.sqrt(latent_dim)]
+    theta = [ability[:, None], skill, model_latent]
+    prior_var = [np.ones(1), np.full(len(names), skill_sd**2), np.full(latent_dim, 1.25)]
+    prior_mean = [np.zeros(1 + len(names) + latent_dim)]
+    if skills == "correlated":  # its own stream, so the independent matrices stay what they always were
+        mix, strength, mean, var = _abilities(
+            np.random.default_rng([seed, 1]), names, bench_idx, family, n_families
+        )
+        features.append(mix)
+        theta.append(strength)
+        prior_mean.append(mean)
+        prior_var.append(var)
+    features, theta = np.concatenate(features, 1), np.concatenate(theta, 1)
+    floor = np.where(n_choices > 0, 1.0 / np.maximum(n_choices, 1), 0.0)
+    truth = Truth(
+        features=features,
+        theta=theta,
+        difficulty=difficulty,
+        floor=floor,
+        prior_mean=np.concatenate(prior_mean),
+        prior_var=np.concatenate(prior_var),
+    )
+    p_true = truth.p_correct(theta).T.astype(np.float32)  # (n_models, n_questions)
     labels = (rng.random(p_true.shape) < p_true).astype(np.int8)
 
-    state = np.concatenate([q_latent, difficulty[:, None], np.eye(len(names))[bench_idx]], axis=1)
+    state = np.concatenate([q_latent, difficulty[:, None], onehot] + ([mix] if skills == "correlated" else []), 1)
     proj = rng.normal(0, 1 / np.sqrt(state.shape[1]), (state.shape[1], emb_dim))
     emb = state @ proj + rng.normal(0, emb_noise, (n_questions, emb_dim))
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
@@ -96,7 +168,30 @@ def make_matrix(
         split=split,
         model_names=model_names,
         model_latent=model_latent.astype(np.float32),
+        truth=truth,
     )
+
+
+def _abilities(
+    rng: np.random.Generator, names: list[str], bench_idx: np.ndarray, family: np.ndarray, n_families: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (question mix (Q, A), model strength (M, A), prior mean (A,), prior variance (A,)) of the abilities.
+
+    A benchmark loads 1.0 on its main ability and 0.25 on the others; each question varies around that (sd
+    0.3). A model's strength is its family's (sd 0.8) plus its own (sd 0.4), and a specialist (one in five) adds
+    1.5 to one ability drawn at random.
+    """
+    n_abilities, n_models = len(ABILITIES), len(family)
+    load = np.full((len(names), n_abilities), 0.25)
+    load[np.arange(len(names)), [MAIN_ABILITY.get(b, 0) for b in names]] = 1.0
+    mix = load[bench_idx] + rng.normal(0, 0.3, (len(bench_idx), n_abilities))
+    strength = rng.normal(0, 0.8, (n_families, n_abilities))[family] + rng.normal(0, 0.4, (n_models, n_abilities))
+    special = rng.random(n_models) < 0.2
+    strength[np.flatnonzero(special), rng.integers(0, n_abilities, int(special.sum()))] += 1.5
+    p_boost = 0.2 / n_abilities
+    mean = np.full(n_abilities, 1.5 * p_boost)
+    var = np.full(n_abilities, 0.64 + 0.16 + 1.5**2 * p_boost * (1 - p_boost))
+    return mix, strength, mean, var
 
 
 # ------------------------------------------------------------------------------------ EmbedLLM CSV layout
