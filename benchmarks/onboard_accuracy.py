@@ -17,7 +17,7 @@ averaged over benchmarks and held-out models, for:
 
 plus the 90 % interval's coverage of the truth and its mean width, the fit on ALL of a held-out model's labels
 (the floor the frozen run allows), the correctness-forecast accuracy of the onboarded vector next to the
-full-data one (the peers' "within 1 % of a full-data embedding"), and, when the generator can be replayed, an
+full-data one (the peers' "within 1 % of a full-data embedding"), and, from the generator's truth, an
 oracle: the Bayes posterior mean under the TRUE generative model from the same n random answers (what no
 forecaster can beat on average), and the same oracle given the method's questions. Inference saved =
 1 - n / questions of a full evaluation.
@@ -32,12 +32,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from embedllm import onboarding as ob  # noqa: E402
-from embedllm.synthetic import PAPER_BENCHMARKS, SyntheticMatrix, make_matrix  # noqa: E402
+from embedllm.synthetic import SyntheticMatrix, make_matrix  # noqa: E402
 
 
 def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
@@ -66,76 +65,6 @@ def train_run(m: SyntheticMatrix, n_train: int, checkpoint: Path | None):
     if checkpoint is not None:
         trained.model.save_checkpoint(checkpoint)
     return trained.model, seconds
-
-
-# ------------------------------------------------------------------------------------------------ the oracle
-
-
-def replay_generator(m: SyntheticMatrix, seed: int, latent_dim: int = 12) -> dict | None:
-    """Return make_matrix's hidden parameters by replaying its random draws, or None if they do not reproduce m."""
-    n_models, n_questions = m.labels.shape
-    rng = np.random.default_rng(seed)
-    names = list(PAPER_BENCHMARKS)
-    shares = np.array([PAPER_BENCHMARKS[b][0] for b in names])
-    bench = rng.choice(len(names), size=n_questions, p=shares / shares.sum())
-    n_families = max(1, n_models // 8)
-    family = rng.integers(0, n_families, size=n_models)
-    family_latent = rng.normal(0, 1, (n_families, latent_dim))
-    latent = family_latent[family] + rng.normal(0, 0.5, (n_models, latent_dim))
-    ability = rng.normal(0, 1, n_models)
-    skill = rng.normal(0, 0.6, (n_models, len(names)))
-    centres = rng.normal(0, 1, (len(names), latent_dim))
-    q_latent = centres[bench] * 0.7 + rng.normal(0, 0.7, (n_questions, latent_dim))
-    difficulty = rng.normal(0, 1, n_questions)
-    n_choices = np.array([PAPER_BENCHMARKS[b][1] for b in names])[bench]
-    floor = np.where(n_choices > 0, 1.0 / np.maximum(n_choices, 1), 0.0)
-    x = np.concatenate([np.ones((n_questions, 1)), np.eye(len(names))[bench], q_latent / np.sqrt(latent_dim)], 1)
-    theta = np.concatenate([ability[:, None], skill, latent], 1)
-    p = floor[:, None] + (1 - floor[:, None]) / (1 + np.exp(-(x @ theta.T - difficulty[:, None])))
-    if not np.allclose(p.T, m.p_true, atol=1e-4):
-        return None
-    # prior of theta: ability N(0,1), skill N(0,0.36), latent = family + noise: N(0, 1 + 0.25) per coordinate
-    var = np.concatenate([[1.0], np.full(len(names), 0.36), np.full(latent_dim, 1.25)])
-    return {"x": x, "difficulty": difficulty, "floor": floor, "prior_var": var}
-
-
-def oracle_accuracy(gen: dict, idx: np.ndarray, y: np.ndarray, codes: np.ndarray, n_bench: int) -> np.ndarray:
-    """Return per-benchmark accuracy (n_bench,) under the true model's posterior mean (MAP + Laplace, 200 draws)."""
-    x = torch.as_tensor(gen["x"])
-    d, f = torch.as_tensor(gen["difficulty"]), torch.as_tensor(gen["floor"])
-    var = torch.as_tensor(gen["prior_var"])
-    th = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
-    xi, yi, fi, di = x[idx], torch.as_tensor(y, dtype=torch.float64), f[idx], d[idx]
-
-    def loss():
-        p = (fi + (1 - fi) * torch.sigmoid(xi @ th - di)).clamp(1e-9, 1 - 1e-9)
-        return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th**2 / var).sum()
-
-    opt = torch.optim.LBFGS([th], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        value = loss()
-        value.backward()
-        return value
-
-    opt.step(closure)
-    hess = torch.autograd.functional.hessian(lambda t: _neg_log_post(t, xi, yi, fi, di, var), th.detach())
-    draws = (
-        th.detach()
-        + torch.randn(200, len(th), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        @ torch.linalg.cholesky(torch.linalg.inv(hess)).T
-    )
-    p = f[:, None] + (1 - f[:, None]) * torch.sigmoid(x @ draws.T - d[:, None])  # (Q, 200)
-    codes_t = torch.as_tensor(codes)
-    sums = torch.zeros(n_bench, dtype=torch.float64).index_add_(0, codes_t, p.mean(1))
-    return (sums / torch.bincount(codes_t, minlength=n_bench).double()).numpy()
-
-
-def _neg_log_post(th, xi, yi, fi, di, var):
-    """Return the negative log posterior of the true model's parameters (for the Laplace Hessian)."""
-    p = (fi + (1 - fi) * torch.sigmoid(xi @ th - di)).clamp(1e-9, 1 - 1e-9)
-    return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * (th**2 / var).sum()
 
 
 # ------------------------------------------------------------------------------------------------ measuring
@@ -181,9 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     held = np.arange(n_train, args.models)
     truth = np.stack([[m.p_true[h, codes == j].mean() for j in range(n_bench)] for h in held])
     observed = np.stack([[m.labels[h, codes == j].mean() for j in range(n_bench)] for h in held])
-    gen = None if args.no_oracle else replay_generator(m, args.seed)
-    if gen is None and not args.no_oracle:
-        print("oracle skipped: make_matrix's draws could not be replayed", flush=True)
+    gen = None if args.no_oracle else m.truth
 
     # the floor: each held-out model fitted on ALL its labels
     full_acc, full_fc = [], []
@@ -233,8 +160,8 @@ def main(argv: list[str] | None = None) -> dict:
                 "plain_mean": plain_means(y, rand, codes, n_bench),
             }
             if gen is not None:
-                estimates["oracle"] = oracle_accuracy(gen, rand, y[rand], codes, n_bench)
-                estimates["oracle_chosen"] = oracle_accuracy(gen, chosen, y[chosen], codes, n_bench)
+                estimates["oracle"] = gen.oracle_benchmark_accuracy(rand, y[rand], codes, n_bench)
+                estimates["oracle_chosen"] = gen.oracle_benchmark_accuracy(chosen, y[chosen], codes, n_bench)
             for key, est in estimates.items():
                 rows[key]["truth"].append(np.abs(est - truth[k]).mean())
                 rows[key]["observed"].append(np.abs(est - observed[k]).mean())

@@ -28,8 +28,9 @@ Only questions with a known (task, doc_id) are eligible, so lm-eval can evaluate
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -181,8 +182,13 @@ def make_basis(
     existing_labels: np.ndarray | None = None,
     *,
     prior_strength: float = 1.0,
+    population: np.ndarray | None = None,
 ) -> Basis:
-    """Return the Basis of a trained model over questions q_emb; per-benchmark offsets when labels (Q, M) are given."""
+    """Return the Basis of a trained model over questions q_emb; per-benchmark offsets when labels (Q, M) are given.
+
+    POPULATION (a boolean mask over the run's models) limits the prior to those models, e.g. the well-labelled
+    ones when the rest are to be placed from few labels; default all.
+    """
     form = linear_form(model, q_emb)
     vectors = existing_embeddings(model)
     benchmark = np.full(len(form.c), "all") if benchmark is None else np.asarray(benchmark).astype(str)
@@ -190,6 +196,8 @@ def make_basis(
     if existing_labels is not None:
         offsets = benchmark_offsets(form, vectors, existing_labels, codes, len(names))
         form, vectors = with_offsets(form, codes, len(names)), torch.cat([vectors, offsets], 1)
+    if population is not None:
+        vectors = vectors[torch.as_tensor(np.asarray(population, bool))]
     return Basis(
         form=form,
         dim=model.config.dim,
@@ -379,6 +387,97 @@ def place(
     )
 
 
+# ================================================================================================ few-label models
+
+FEW_LABELS = 1024  # a run's model with labels on fewer questions than this (and than half the median) is placed
+
+
+def few_label_models(labels: np.ndarray, limit: int = FEW_LABELS) -> np.ndarray:
+    """Return a boolean mask (M,) of the models of labels (Q, M; -1 = none) that count as few-label.
+
+    Few-label: labelled on fewer than LIMIT questions and fewer than half of what the median model has, so a
+    fleet where every model has few labels (a tiny warehouse) is trained as usual, not placed against nobody.
+    """
+    counts = (labels >= 0).sum(0)
+    if counts.size < 3:
+        return np.zeros(counts.size, bool)
+    return (counts < limit) & (counts < 0.5 * np.median(counts))
+
+
+def interval_scale(
+    basis: Basis, labels: np.ndarray, n: int, *, n_models: int = 24, min_questions: int = 100, seed: int = 0
+) -> float:
+    """Return the factor (>= 1) that widens placement intervals of models seen through n answers to 90 % coverage.
+
+    The bootstrap + Laplace interval ignores what the frozen run gets wrong about every model (its fit is not
+    exact). So some of the population's own models (LABELS (Q, K), well labelled) are hidden down to n random
+    answers and placed; the factor is the 90 % quantile of |full-label accuracy - forecast| / half-width over
+    their benchmarks with at least MIN_QUESTIONS labels (smaller ones would measure label noise, not the fit).
+    """
+    rng = np.random.default_rng(seed)
+    ratios = []
+    for j in rng.permutation(labels.shape[1])[:n_models]:
+        seen = np.flatnonzero(labels[:, j] >= 0)
+        if len(seen) <= n:
+            continue
+        idx = np.sort(rng.choice(seen, n, replace=False))
+        placed = place(basis, idx, labels[idx, j], seed=int(j))
+        for b in range(len(basis.benchmarks)):
+            mine = seen[basis.codes[seen] == b]
+            if len(mine) < min_questions:
+                continue
+            miss = labels[mine, j].mean() - placed.accuracy[b]
+            half = placed.high[b] - placed.accuracy[b] if miss > 0 else placed.accuracy[b] - placed.low[b]
+            ratios.append(abs(miss) / max(half, 1e-6))
+    return max(1.0, float(np.quantile(ratios, INTERVAL[1] - INTERVAL[0]))) if ratios else 1.0
+
+
+def widened(placed: Placement, scale: float) -> Placement:
+    """Return the placement with its interval stretched by SCALE around the forecast (clipped to [0, 1])."""
+    acc = placed.accuracy
+    return replace(
+        placed,
+        low=np.clip(acc - scale * (acc - placed.low), 0, 1),
+        high=np.clip(acc + scale * (placed.high - acc), 0, 1),
+    )
+
+
+def place_few_label(
+    model,
+    q_emb: np.ndarray,
+    benchmark: np.ndarray,
+    labels: np.ndarray,
+    few: np.ndarray,
+    *,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = 0,
+) -> dict[int, Placement]:
+    """Return {column: Placement} for the run's few-label models (mask FEW over the columns of labels (Q, M)).
+
+    The run stays frozen; each few-label model is placed from its own answers exactly as `embedllm onboard`
+    places a new one, with the prior and the benchmark offsets of the well-labelled models, and its interval
+    widened by `interval_scale` measured at its number of answers.
+    """
+    few = np.asarray(few, bool)
+    dense = ~few
+    if not few.any() or dense.sum() < 2:
+        return {}
+    population = np.where(few[None, :], -1, labels).astype(np.int8)  # offsets from the well-labelled models only
+    basis = make_basis(model, q_emb, benchmark, population, population=dense)
+    scales: dict[int, float] = {}  # by half-octave of the number of answers: 128 and 130 share one
+    out = {}
+    for j in np.flatnonzero(few):
+        idx = np.flatnonzero(labels[:, j] >= 0)
+        if len(idx) == 0:
+            continue
+        bucket = round(2 * math.log2(len(idx)))
+        if bucket not in scales:
+            scales[bucket] = interval_scale(basis, labels[:, dense], len(idx), seed=seed)
+        placed = place(basis, idx, labels[idx, j], n_bootstrap=n_bootstrap, seed=seed + int(j))
+        out[int(j)] = widened(placed, scales[bucket])
+    return out
+
+
 # ================================================================================================ question choice
 
 
@@ -521,7 +620,11 @@ def samples_for(view: RunView, question_ids: list[str]) -> dict[str, list[int]]:
 
 def forecast_frame(view: RunView, placed: Placement, pos: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
     """Return the per-benchmark forecast table of a placement (observed = mean of the fitted answers)."""
-    codes = view.basis.codes
+    return placement_frame(placed, view.basis.codes, pos, labels)
+
+
+def placement_frame(placed: Placement, codes: np.ndarray, pos: np.ndarray, labels: np.ndarray) -> pl.DataFrame:
+    """Return the per-benchmark forecast table of a placement from answers LABELS at positions POS of the basis."""
     rows = []
     for j, b in enumerate(placed.benchmarks):
         mine = codes[pos] == j

@@ -73,6 +73,48 @@ class Truth:
         z = self.features @ theta.T - self.difficulty[:, None]
         return self.floor[:, None] + (1 - self.floor[:, None]) / (1 + np.exp(-z))
 
+    def oracle_benchmark_accuracy(
+        self, idx: np.ndarray, y: np.ndarray, codes: np.ndarray, n_bench: int, n_draws: int = 200, seed: int = 0
+    ) -> np.ndarray:
+        """Return the posterior-mean accuracy (n_bench,) of a model seen only through answers y on questions idx.
+
+        The oracle of the few-label benchmarks: it knows every question's features and difficulty and the
+        population prior, and fits only the model's theta (MAP, then 200 draws from the Laplace posterior), so
+        no forecaster working from the same answers can do better on average.
+        """
+        import torch
+
+        x = torch.as_tensor(self.features, dtype=torch.float64)
+        d = torch.as_tensor(self.difficulty, dtype=torch.float64)
+        f = torch.as_tensor(self.floor, dtype=torch.float64)
+        mean = torch.as_tensor(self.prior_mean, dtype=torch.float64)
+        var = torch.as_tensor(self.prior_var, dtype=torch.float64)
+        xi, di, fi = x[idx], d[idx], f[idx]
+        yi = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+
+        def neg_log_post(th: torch.Tensor) -> torch.Tensor:
+            p = (fi + (1 - fi) * torch.sigmoid(xi @ th - di)).clamp(1e-9, 1 - 1e-9)
+            return -(yi * p.log() + (1 - yi) * (1 - p).log()).sum() + 0.5 * ((th - mean) ** 2 / var).sum()
+
+        th = mean.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([th], max_iter=200, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            value = neg_log_post(th)
+            value.backward()
+            return value
+
+        opt.step(closure)
+        hess = torch.autograd.functional.hessian(neg_log_post, th.detach())
+        gen = torch.Generator().manual_seed(seed)
+        eps = torch.randn(n_draws, len(mean), dtype=torch.float64, generator=gen)
+        draws = th.detach() + eps @ torch.linalg.cholesky(torch.linalg.inv(hess)).T  # (n_draws, k)
+        p = self.p_correct(draws.numpy()).mean(1)  # (Q,)
+        return np.bincount(codes, weights=p, minlength=n_bench) / np.maximum(
+            np.bincount(codes, minlength=n_bench), 1
+        )
+
 
 @dataclass
 class SyntheticMatrix:
