@@ -487,10 +487,15 @@ def model_vectors_frame(
 
 
 def correctness_table(
-    run_id: str, model_ids: list[int], question_ids: list[str], p: np.ndarray, source: str = "trained"
+    run_id: str, model_ids: list[int], question_ids: list[str], p: np.ndarray, source: str | list[str] = "trained"
 ) -> pa.Table:
-    """Return an Arrow table of forecasts, model-major, from p (Q, M); strings dictionary-encoded (no copies)."""
+    """Return an Arrow table of forecasts, model-major, from p (Q, M); strings dictionary-encoded (no copies).
+
+    SOURCE is one value for every row or one per model (column of p).
+    """
     n_q, n_m = p.shape
+    sources = [source] * n_m if isinstance(source, str) else list(source)
+    kinds = sorted(set(sources))
     qids = pa.DictionaryArray.from_arrays(
         pa.array(np.tile(np.arange(n_q, dtype=np.int32), n_m)), pa.array(question_ids, pa.string())
     )
@@ -507,6 +512,9 @@ def correctness_table(
             "model_id": pa.array(np.repeat(np.asarray(model_ids, dtype=np.int32), n_q)),
             "question_id": qids,
             "p_correct": pa.array(np.ascontiguousarray(p.T, dtype=np.float32).ravel()),
-            "source": const(source),
+            "source": pa.DictionaryArray.from_arrays(
+                pa.array(np.repeat(np.asarray([kinds.index(k) for k in sources], dtype=np.int32), n_q)),
+                pa.array(kinds, pa.string()),
+            ),
         }
     )
