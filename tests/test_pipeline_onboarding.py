@@ -353,7 +353,17 @@ def test_the_next_retrain_absorbs_the_new_labels_on_the_sparse_matrix(third_run,
     db, result = third_run["db"], third_run["result"]
     assert result.training_run != onboarding_runs["second"].training_run
     sources = dict(rows(db, "SELECT model, source FROM latest_model_embeddings"))
-    assert set(sources) == set(onboarding_runs["folders"].values()) and set(sources.values()) == {"trained"}
+    # tiny-3 (4 onboarding answers) is few-label next to 2 x LIMIT = 12 (under half the median): the run places
+    # it from its answers, with intervals, as onboarding did; tiny-2 (4 + 3 budget = 7) and the rest are trained
+    few = {"tiny-3"}
+    assert sources == {f: "placed" if n in few else "trained" for n, f in onboarding_runs["folders"].items()}
+    intervals = rows(
+        db,
+        "SELECT m.name, bool_and(f.predicted_low <= f.predicted_accuracy AND f.predicted_accuracy <= "
+        "f.predicted_high) FROM latest_benchmark_forecasts f JOIN models m USING (model_id) "
+        "WHERE f.source = 'placed' GROUP BY m.name",
+    )
+    assert sorted(intervals) == sorted((onboarding_runs["folders"][n], True) for n in few)
     n_models, n_q = len(onboarding_runs["folders"]), onboarding_runs["n_questions"]
     assert scalar(db, "SELECT count(*) FROM correctness") < n_models * n_q  # trained on a sparse matrix
     assert scalar(db, "SELECT count(*) FROM latest_correctness_forecasts") == n_models * n_q
