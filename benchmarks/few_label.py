@@ -35,6 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from onboard_accuracy import plain_means  # noqa: E402  (benchmarks/ is the script's folder)
+
 from embedllm import onboarding as ob  # noqa: E402
 from embedllm.model import preset_config  # noqa: E402
 from embedllm.synthetic import make_matrix  # noqa: E402
@@ -46,16 +48,6 @@ def per_benchmark(values: np.ndarray, codes: np.ndarray, n_bench: int) -> np.nda
     return np.bincount(codes, weights=values, minlength=n_bench) / np.maximum(
         np.bincount(codes, minlength=n_bench), 1
     )
-
-
-def plain_means(y: np.ndarray, idx: np.ndarray, codes: np.ndarray, n_bench: int) -> np.ndarray:
-    """Return the per-benchmark mean of the answers y at idx (overall mean where a benchmark has none)."""
-    out = np.full(n_bench, y[idx].mean())
-    for b in range(n_bench):
-        mine = idx[codes[idx] == b]
-        if len(mine):
-            out[b] = y[mine].mean()
-    return out
 
 
 def run_n(sm, n: int, sparse: np.ndarray, codes: np.ndarray, n_bench: int, preset: str) -> dict:

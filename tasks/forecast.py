@@ -75,14 +75,15 @@ class Placements:
     """The run's few-label models placed from their answers: what replaces their trained forecasts."""
 
     model_ids: list[int]
+    names: list[str]
     vectors: pl.DataFrame  # model_embeddings rows (source placed)
     benchmarks: pl.DataFrame  # benchmark_forecasts rows with intervals (source placed)
 
 
 def place_models(
     model, questions: pl.DataFrame, labels: pl.DataFrame, p: np.ndarray, run_id: str
-) -> tuple[Placements | None, list[str]]:
-    """Place the run's few-label models: overwrite their columns of p (Q, M) in place; return their rows + names.
+) -> Placements | None:
+    """Place the run's few-label models: overwrite their columns of p (Q, M) in place; return their rows (or None).
 
     LABELS is the train_labels answer; QUESTIONS the forecast questions (question_id, benchmark, embedding).
     """
@@ -93,34 +94,35 @@ def place_models(
     dense = dense_labels(questions["question_id"].to_list(), model_ids, run_labels)  # (Q, M)
     few = few_label_models(dense)
     if not few.any():
-        return None, []
+        return None
     benchmark = questions["benchmark"].to_numpy().astype(str)
     placed: dict[int, Placement] = place_few_label(
         model, embedding_array(questions["embedding"]), benchmark, dense, few
     )
-    names = dict(zip(run_labels["model_id"].to_list(), run_labels["model"].to_list()))
-    vectors, frames = [], []
-    for j, pl_j in placed.items():
-        p[:, j] = pl_j.p_correct
+    if not placed:
+        return None
+    codes = np.unique(benchmark, return_inverse=True)[1]  # the placements' benchmark order (sorted names)
+    frames = []
+    for j, one in placed.items():
+        p[:, j] = one.p_correct
         pos = np.flatnonzero(dense[:, j] >= 0)
-        codes = np.searchsorted(np.asarray(pl_j.benchmarks), benchmark)
-        frame = placement_frame(pl_j, codes, pos, dense[pos, j].astype(np.float64))
+        frame = placement_frame(one, codes, pos, dense[pos, j].astype(np.float64))
         frames.append(frame.drop("n_benchmark_questions").with_columns(model_id=pl.lit(model_ids[j], pl.Int32)))
-        vectors.append(pl_j.embedding.astype(np.float32))
     ids = [model_ids[j] for j in placed]
-    rows = Placements(
+    return Placements(
         model_ids=ids,
+        names=[model.meta["model_names"][j] for j in placed],
         vectors=pl.DataFrame(
             {
                 "run_id": run_id,
                 "model_id": pl.Series(ids, dtype=pl.Int32),
-                "embedding": pl.Series(vectors, dtype=pl.List(pl.Float32)),
+                "embedding": pl.Series([one.embedding.astype(np.float32) for one in placed.values()]),
                 "source": PLACED,
-            }
+            },
+            schema_overrides={"embedding": pl.List(pl.Float32)},
         ),
         benchmarks=pl.concat(frames).with_columns(run_id=pl.lit(run_id), source=pl.lit(PLACED)),
     )
-    return rows, [names.get(i, str(i)) for i in ids]
 
 
 def write_run_forecasts(
@@ -187,10 +189,12 @@ def forecast(
         p = model.predict_all(embedding_array(questions["embedding"]))  # (Q, M)
         result.predict_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        placements, result.placed = place_models(model, questions, labels, p, result.run_id)
+        placements = place_models(model, questions, labels, p, result.run_id)
         result.place_seconds = time.perf_counter() - t1
+        result.placed = placements.names if placements else []
         sources = [
-            PLACED if placements and m in placements.model_ids else "trained" for m in model.meta["model_ids"]
+            PLACED if m in (placements.model_ids if placements else ()) else "trained"
+            for m in model.meta["model_ids"]
         ]
         table = correctness_table(
             result.run_id, model.meta["model_ids"], questions["question_id"].to_list(), p, sources
