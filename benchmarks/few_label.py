@@ -70,7 +70,7 @@ def run_n(sm, n: int, sparse: np.ndarray, codes: np.ndarray, n_bench: int, prese
     c1 = time.process_time()
     placed = ob.place_few_label(trained.model, sm.embeddings, sm.benchmark, matrix.labels, few)
     place_cpu = time.process_time() - c1
-    p = trained.model.predict_all(sm.embeddings)  # (Q, M)
+    p = trained.model.predict_all(sm.embeddings, sm.benchmark)  # (Q, M)
     truth = np.stack([per_benchmark(sm.p_true[h], codes, n_bench) for h in sparse])
     estimates = {
         "trained": np.stack([per_benchmark(p[:, h], codes, n_bench) for h in sparse]),

@@ -42,6 +42,7 @@ COLUMNS = [
     ("test_log_loss", "log loss"),
     ("route_accuracy", "route acc"),
     ("route_expected", "route E[acc]"),
+    ("route_expected_free_text", "free text E[acc]"),
     ("single_best_accuracy", "single best"),
     ("oracle_accuracy", "oracle"),
     ("seconds", "wall s"),
@@ -57,6 +58,27 @@ def route_expected(sm, test: np.ndarray, p: np.ndarray) -> float:
     """
     chosen = p.argmax(1)
     return float(sm.p_true[:, test].T[np.arange(len(chosen)), chosen].mean())
+
+
+def real_embeddings(sm, name: str) -> np.ndarray:
+    """Return EMBEDDER NAME's vectors (Q, D) of the prompts `write_embedllm_csv` writes for SM (cached in OUT).
+
+    The synthetic embeddings are linear in the generator's features; these are what a user's import sees: the
+    embedding of the question TEXT, which knows its benchmark's format but not the generator's features.
+    """
+    from embedllm.embedders import encode, stored_name
+    from embedllm.synthetic import _synthetic_prompts
+
+    prompts = _synthetic_prompts(sm.benchmark, np.random.default_rng(0))  # the CSV writer's draw (seed 0)
+    cache = OUT / f"prompts_{stored_name(name)}_{len(prompts)}.npy"
+    if cache.exists():
+        emb = np.load(cache)
+        if len(emb) == len(prompts):
+            return emb
+    print(f"encoding {len(prompts)} prompts with {name} (cached in {cache}) ...", flush=True)
+    emb = encode(prompts, name)
+    np.save(cache, emb)
+    return emb
 
 
 def bayes_row(sm, test: np.ndarray) -> dict:
@@ -127,6 +149,12 @@ def main() -> None:
     ap.add_argument("--skills", default="independent", help="embedllm.synthetic skills: independent | correlated")
     ap.add_argument("--emb-noise", type=float, default=0.3, help="noise on the synthetic question embeddings")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--embedder",
+        default=None,
+        help="embed the questions' CSV prompt texts with this sentence-transformer (e.g. all-MiniLM-L6-v2) "
+        "instead of the generator's synthetic embeddings",
+    )
     ap.add_argument("--out", type=Path, default=OUT / "train_presets.json")
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -141,9 +169,11 @@ def main() -> None:
         seed=args.seed,
     )
     matrix = matrix_from_synthetic(sm)
+    emb = sm.embeddings if args.embedder is None else real_embeddings(sm, args.embedder)
+    matrix.emb = emb
     test = sm.split == "test"
     print(
-        f"matrix {args.models} x {args.questions} (emb {args.emb_dim}) built in {time.perf_counter() - t0:.1f}s; "
+        f"matrix {args.models} x {args.questions} (emb {emb.shape[1]}) built in {time.perf_counter() - t0:.1f}s; "
         f"test questions {test.sum()}",
         flush=True,
     )
@@ -151,7 +181,8 @@ def main() -> None:
         "setup": {
             "models": args.models,
             "questions": args.questions,
-            "emb_dim": args.emb_dim,
+            "emb_dim": emb.shape[1],
+            "embedder": args.embedder,
             "seed": args.seed,
             "skills": args.skills,
             "emb_noise": args.emb_noise,
@@ -170,15 +201,18 @@ def main() -> None:
     save(args.out, payload)
 
     for preset in [p.strip() for p in args.presets.split(",") if p.strip()]:
-        config = preset_config(preset, n_models=args.models, question_dim=args.emb_dim)
+        config = preset_config(preset, n_models=args.models, question_dim=emb.shape[1])
         print(f"--- {preset}: {config}", flush=True)
         t, c = time.perf_counter(), time.process_time()
-        result = train_matrix(matrix, config, "cpu", knn=(preset == "default"), progress=True)
+        result = train_matrix(
+            matrix, config, "cpu", knn=("KNN (k on validation)" not in payload["rows"]), progress=True
+        )
         seconds, cpu_seconds = time.perf_counter() - t, time.process_time() - c
         m = result.metrics
         payload["rows"][f"EmbedLLM {preset}"] = {
             **{k: m[k] for k, _ in COLUMNS if k in m},
-            "route_expected": route_expected(sm, test, result.model.predict_all(sm.embeddings[test])),
+            "route_expected": route_expected(sm, test, result.model.predict_all(emb[test], sm.benchmark[test])),
+            "route_expected_free_text": route_expected(sm, test, result.model.predict_all(emb[test])),
             "seconds": seconds,
             "cpu_seconds": cpu_seconds,
         }

@@ -6,6 +6,12 @@ classifier with two outputs reads the element-wise product p_m * q, and the corr
 out_1 - out_0, so P(m answers q correctly) = sigmoid(out_1 - out_0). During training, Gaussian noise of
 standard deviation alpha is added to e_q (a regulariser; never at evaluation).
 
+Optionally (`benchmark_shift`, the default preset) the projected question also gets a learned shift per benchmark,
+q = W e_q + b + s_k for a question of benchmark k: a small fleet cannot learn from text alone what the benchmark
+tells outright (its format, its difficulty, which models are good at it). Row 0 of the shift table is "unknown
+benchmark": training hides the benchmark of a share of its questions (`hide_benchmark`) so that row learns the
+average, and free-text questions (routing a prompt) use it.
+
 Because the classifier is linear, out_1 - out_0 = (p_m * q) . (w_1 - w_0) + (b_1 - b_0). `logits_all` uses this
 identity to score every model against a batch of questions with one (n_q, d) @ (d, n_models) product: the
 question projection is computed once per question, never once per (model, question) pair.
@@ -56,6 +62,10 @@ class EmbedLLMConfig:
     dim_grid: list[int] = field(default_factory=list)  # dims tried on the validation split; [] = use `dim`
     lr_schedule: str = "constant"  # constant | cosine (decays to 5% of lr over `epochs`)
     seed: int = 0
+    # --- benchmark input ---
+    benchmark_shift: bool = False  # learn a per-benchmark shift of the projected question (s_k above)
+    hide_benchmark: float = 0.2  # share of training questions whose benchmark is hidden (trains the unknown row)
+    benchmarks: list[str] = field(default_factory=list)  # the known benchmarks (filled from the training split)
 
     def validate(self) -> EmbedLLMConfig:
         """Return self after checking the values; raise ConfigError naming the bad field."""
@@ -72,6 +82,8 @@ class EmbedLLMConfig:
             raise ConfigError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if self.lr <= 0 or self.batch_size < 1 or self.epochs < 1 or self.noise_alpha < 0:
             raise ConfigError("lr, batch_size and epochs must be positive and noise_alpha >= 0")
+        if not 0 <= self.hide_benchmark < 1:
+            raise ConfigError(f"hide_benchmark must be in [0, 1), got {self.hide_benchmark}")
         return self
 
     @classmethod
@@ -96,11 +108,27 @@ class EmbedLLM(nn.Module):
             nn.init.normal_(self.model_embedding.weight, std=config.init_std)
         self.question_proj = nn.Linear(config.question_dim, config.dim)  # W, b: D -> d
         self.classifier = nn.Linear(config.dim, 2)  # on p_m * q: d -> 2
+        self.benchmark_shift = None  # s_k: (1 + n_benchmarks, d), row 0 = unknown benchmark
+        if config.benchmark_shift and config.benchmarks:
+            self.benchmark_shift = nn.Embedding(1 + len(config.benchmarks), config.dim)
+            nn.init.zeros_(self.benchmark_shift.weight)
         self.meta: dict = {}  # what the checkpoint knows about the data: model_ids, model_names, embedder, run_id
 
     # ------------------------------------------------------------------------------------------ pieces
-    def project(self, q_emb: torch.Tensor) -> torch.Tensor:
-        """Return q = W (e_q + noise) + b, (Q, d); noise N(0, alpha^2) only in training mode."""
+    def benchmark_codes(self, benchmark) -> torch.Tensor | None:
+        """Return the shift rows (Q,) long of benchmark names (unknown names and None -> row 0); None without shift."""
+        if self.benchmark_shift is None or benchmark is None:
+            return None
+        names, inverse = np.unique(np.asarray(benchmark).astype(str), return_inverse=True)
+        row = {name: i + 1 for i, name in enumerate(self.config.benchmarks)}
+        codes = np.array([row.get(name, 0) for name in names], dtype=np.int64)[inverse.reshape(-1)]
+        return torch.as_tensor(codes, device=self.question_proj.weight.device)
+
+    def project(self, q_emb: torch.Tensor, bench: torch.Tensor | None = None) -> torch.Tensor:
+        """Return q = W (e_q + noise) + b (+ s[bench]), (Q, d); noise N(0, alpha^2) only in training mode.
+
+        BENCH holds shift rows (Q,) from `benchmark_codes`; None = unknown benchmark (row 0).
+        """
         if q_emb.shape[-1] != self.config.question_dim:
             raise EmbedderMismatch(
                 f"question embeddings have {q_emb.shape[-1]} dimensions but the model expects "
@@ -108,7 +136,10 @@ class EmbedLLM(nn.Module):
             )
         if self.training and self.config.noise_alpha > 0:
             q_emb = q_emb + self.config.noise_alpha * torch.randn_like(q_emb)
-        return self.question_proj(q_emb)
+        q = self.question_proj(q_emb)
+        if self.benchmark_shift is None:
+            return q
+        return q + (self.benchmark_shift.weight[0] if bench is None else self.benchmark_shift(bench))
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (w_1 - w_0, b_1 - b_0): the classifier collapsed to one logit, shapes (d,) and ()."""
@@ -116,10 +147,12 @@ class EmbedLLM(nn.Module):
         return w[1] - w[0], b[1] - b[0]
 
     # ------------------------------------------------------------------------------------------ scoring
-    def forward(self, model_idx: torch.Tensor, q_emb: torch.Tensor) -> torch.Tensor:
-        """Return correctness logits (B,) for pairs: model_idx (B,) long, q_emb (B, D) float."""
+    def forward(
+        self, model_idx: torch.Tensor, q_emb: torch.Tensor, bench: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Return correctness logits (B,) for pairs: model_idx (B,) long, q_emb (B, D) float, bench (B,) shift rows."""
         p = self.model_embedding(model_idx)  # (B, d)
-        q = self.project(q_emb)  # (B, d)
+        q = self.project(q_emb, bench)  # (B, d)
         out = self.classifier(p * q)  # (B, 2)
         return out[:, 1] - out[:, 0]  # (B,)
 
@@ -128,35 +161,51 @@ class EmbedLLM(nn.Module):
         out = self.classifier(self.model_embedding(model_idx) * q[question_idx])  # (B, 2)
         return out[:, 1] - out[:, 0]
 
-    def logits_all(self, q_emb: torch.Tensor, model_vectors: torch.Tensor | None = None) -> torch.Tensor:
+    def logits_all(
+        self, q_emb: torch.Tensor, model_vectors: torch.Tensor | None = None, bench: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return logits (Q, M) of every model (or of model_vectors (M', d)) on every question in q_emb (Q, D)."""
-        q = self.project(q_emb)  # (Q, d)
+        q = self.project(q_emb, bench)  # (Q, d)
         w, b = self.head_weights()  # (d,), ()
         p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
         return (q * w) @ p.T + b  # (Q, M)
 
-    def collapsed(self, model_vectors: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def collapsed(
+        self, model_vectors: torch.Tensor | None = None, bench: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (A (D, M), c (M,)) with logits_all(e) == e @ A + c without noise: the whole model is linear in e_q.
 
         With q = W e + b and logit = (q * w) . p + b', the logit of model m is e . (W^T (w * p_m)) + (b * w) . p_m
-        + b'. Routing with A costs one (Q, D) @ (D, M) product, whatever d is.
+        + b'. Routing with A costs one (Q, D) @ (D, M) product, whatever d is. A benchmark shift only moves c:
+        b + s_k in place of b. Without BENCH, c (M,) is the unknown benchmark's (a free-text question); with shift
+        rows BENCH (K,), c is (K, M), one row per entry.
         """
         w, b = self.head_weights()  # (d,), ()
         p = self.model_embedding.weight if model_vectors is None else model_vectors  # (M, d)
         wp = p * w  # (M, d)
         A = self.question_proj.weight.T @ wp.T  # (D, d) @ (d, M) -> (D, M)
-        c = wp @ self.question_proj.bias + b  # (M,)
+        bias = self.question_proj.bias  # (d,)
+        if self.benchmark_shift is not None:
+            bias = bias + (self.benchmark_shift.weight[0] if bench is None else self.benchmark_shift(bench))
+        c = bias @ wp.T + b  # (M,) or (K, M)
         return A, c
 
     @torch.no_grad()
-    def predict_all(self, q_emb: torch.Tensor | np.ndarray, chunk: int = 8192) -> np.ndarray:
-        """Return P(correct) as float32 numpy (Q, M) for every model on every question, in eval mode."""
+    def predict_all(self, q_emb: torch.Tensor | np.ndarray, benchmark=None, chunk: int = 8192) -> np.ndarray:
+        """Return P(correct) as float32 numpy (Q, M) for every model on every question, in eval mode.
+
+        BENCHMARK (Q,) names each question's benchmark (None: unknown), used when the model has a benchmark shift.
+        """
         was_training = self.training
         self.eval()
         device = self.model_embedding.weight.device
         x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32)) if isinstance(q_emb, np.ndarray) else q_emb
+        bench = self.benchmark_codes(benchmark)
         parts = [
-            torch.sigmoid(self.logits_all(x[i : i + chunk].to(device))).cpu() for i in range(0, len(x), chunk)
+            torch.sigmoid(
+                self.logits_all(x[i : i + chunk].to(device), bench=None if bench is None else bench[i : i + chunk])
+            ).cpu()
+            for i in range(0, len(x), chunk)
         ]
         self.train(was_training)
         if not parts:

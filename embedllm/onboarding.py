@@ -71,14 +71,21 @@ class LinearForm:
 
 
 @torch.no_grad()
-def linear_form(model, q_emb: np.ndarray | torch.Tensor, chunk: int = 8192) -> LinearForm:
-    """Return the LinearForm (z = projected question * collapsed classifier) of a trained EmbedLLM, on CPU."""
+def linear_form(model, q_emb: np.ndarray | torch.Tensor, benchmark=None, chunk: int = 8192) -> LinearForm:
+    """Return the LinearForm (z = projected question * collapsed classifier) of a trained EmbedLLM, on CPU.
+
+    BENCHMARK (Q,) names the questions' benchmarks for a model with a benchmark shift (None: unknown).
+    """
     was_training = model.training
     model.eval()
     device = model.model_embedding.weight.device
     x = torch.tensor(np.asarray(q_emb, dtype=np.float32))  # a writable copy
     w, b = model.head_weights()  # (d,), ()
-    parts = [model.project(x[i : i + chunk].to(device)).cpu().double() for i in range(0, len(x), chunk)]
+    bench = model.benchmark_codes(benchmark)
+    parts = [
+        model.project(x[i : i + chunk].to(device), None if bench is None else bench[i : i + chunk]).cpu().double()
+        for i in range(0, len(x), chunk)
+    ]
     model.train(was_training)
     q = torch.cat(parts) if parts else torch.zeros((0, model.config.dim), dtype=torch.float64)  # (Q, d)
     return LinearForm(z=q * w.detach().cpu().double(), c=torch.full((len(q),), float(b), dtype=torch.float64))
@@ -189,7 +196,7 @@ def make_basis(
     POPULATION (a boolean mask over the run's models) limits the prior to those models, e.g. the well-labelled
     ones when the rest are to be placed from few labels; default all.
     """
-    form = linear_form(model, q_emb)
+    form = linear_form(model, q_emb, benchmark)
     vectors = existing_embeddings(model)
     benchmark = np.full(len(form.c), "all") if benchmark is None else np.asarray(benchmark).astype(str)
     names, codes = np.unique(benchmark, return_inverse=True)

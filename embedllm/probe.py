@@ -1,7 +1,7 @@
 """The paper's benchmark probe: predict a model's accuracy on a benchmark from embeddings learned without it.
 
-For each benchmark B a quick model is trained WITHOUT any of B's labels (the `default` preset at
-d = min(run's d, 64), `epochs` = 5, early-stopped on validation questions of the other benchmarks); a ridge
+For each benchmark B a quick model is trained WITHOUT any of B's labels (the `text-only` preset, the paper's
+model trained fast, without the default's benchmark input, at d = min(run's d, 64), `epochs` = 5, early-stopped on validation questions of the other benchmarks); a ridge
 regression from those model embeddings predicts each model's observed accuracy on B, leave-one-model-out (each
 model's prediction comes from a ridge fitted on the others; the ridge penalty is chosen inside each fold).
 Pearson r and MAE compare held-out predictions with observed accuracies. Nothing learned from B's labels reaches
@@ -49,9 +49,9 @@ def probe_scores(observed: np.ndarray, predicted: np.ndarray) -> tuple[float | N
 
 
 def probe_config(matrix: Matrix, run_dim: int, epochs: int = 5, max_dim: int = MAX_DIM) -> EmbedLLMConfig:
-    """Return the quick model's config: the `default` preset at d = min(run's d, max_dim), no dim search."""
+    """Return the quick model's config: the `text-only` preset at d = min(run's d, max_dim), no dim search."""
     return preset_config(
-        "default",
+        "text-only",
         n_models=len(matrix.model_ids),
         question_dim=matrix.emb.shape[1],
         dim=min(run_dim, max_dim),

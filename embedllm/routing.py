@@ -8,6 +8,9 @@ cost_per_mtok and max_cost the largest registered cost among the candidate model
 [0, cost_weight]). Models without a registered cost count as free (cost 0), e.g. local models. With
 cost_weight = 0 the router picks the highest probability of a correct answer, as the paper's router does.
 
+A run trained with benchmark input (the default preset) routes a question of unknown benchmark with its "unknown"
+row; a question may name its benchmark (one the run was trained on), which moves only the constant term c.
+
 `Router` holds everything routing needs, loaded once (tasks/route.py `load_router` reads it from the
 warehouse): the run, its model, the model vectors, names, ids, costs and active flags. A long-lived service
 keeps one warm and calls `route` or `route_texts` per request.
@@ -104,7 +107,7 @@ def route_collapsed(
     cost_weight: float = 0.0,
     allowed: np.ndarray | None = None,
 ) -> RouteBatch:
-    """Return the routing of q_emb (Q, D) given the collapsed model A (D, M), c (M,); costs already normalised."""
+    """Return the routing of q_emb (Q, D) given the collapsed model A (D, M), c (M,) or (Q, M); costs normalised."""
     x = torch.as_tensor(np.asarray(q_emb, dtype=np.float32)) if isinstance(q_emb, np.ndarray) else q_emb
     p = torch.sigmoid(torch.addmm(c, x, A)).numpy()  # (Q, M)
     utility = p - cost_weight * costs[None, :] if costs is not None and cost_weight else p.copy()
@@ -182,11 +185,45 @@ class Router:
     costs: list[float | None]  # cost_per_mtok per model (None = not registered)
     active: np.ndarray  # (M,) bool
     _collapsed: tuple = field(init=False, repr=False)
+    _c_rows: torch.Tensor | None = field(init=False, repr=False)  # (1 + benchmarks, M): c per benchmark-shift row
 
     def __post_init__(self) -> None:
         self.model.eval()
         with torch.no_grad():
             self._collapsed = self.model.collapsed(self.vectors)  # (D, M), (M,)
+            shift = self.model.benchmark_shift
+            rows = None if shift is None else torch.arange(shift.num_embeddings, device=shift.weight.device)
+            self._c_rows = None if rows is None else self.model.collapsed(self.vectors, rows)[1]
+
+    @property
+    def benchmarks(self) -> list[str]:
+        """Return the benchmarks a question may name (those the run was trained with; [] without benchmark input)."""
+        return list(self.model.config.benchmarks) if self._c_rows is not None else []
+
+    def check_benchmarks(self, benchmarks: list[str | None] | None) -> None:
+        """Raise InputError when a named benchmark is not one of the run's (None entries mean unknown)."""
+        named = sorted({b for b in benchmarks or [] if b is not None})
+        if named and self._c_rows is None:
+            raise InputError(
+                f"run {self.run_id} was trained without benchmark input (preset "
+                f"{self.model.meta.get('preset', '?')}): route without a benchmark"
+            )
+        known = set(self.benchmarks)
+        for name in named:
+            if name not in known:
+                raise InputError(
+                    f"unknown benchmark {name!r} for run {self.run_id}{did_you_mean(name, self.benchmarks)} "
+                    f"(known: {', '.join(self.benchmarks)}); leave it out for a question of another kind"
+                )
+
+    def constants(self, n: int, benchmarks: list[str | None] | None) -> torch.Tensor:
+        """Return c: (M,) for questions of unknown benchmark, else (n, M) with each named benchmark's row."""
+        self.check_benchmarks(benchmarks)
+        if not benchmarks or all(b is None for b in benchmarks):
+            return self._collapsed[1]
+        if len(benchmarks) != n:
+            raise InputError(f"{len(benchmarks)} benchmarks for {n} questions: give one per question (or none)")
+        return self._c_rows[self.model.benchmark_codes(np.array([b or "" for b in benchmarks], dtype=object))]
 
     @property
     def run_id(self) -> str:
@@ -231,15 +268,20 @@ class Router:
         top_k: int = 3,
         allowed_names: list[str] | None = None,
         questions: list[str] | None = None,
+        benchmarks: list[str | None] | None = None,
     ) -> list[RouteChoice]:
-        """Return, per question embedding (Q, D), the allowed model with the highest utility and the next best."""
+        """Return, per question embedding (Q, D), the allowed model with the highest utility and the next best.
+
+        BENCHMARKS names each question's benchmark (None: unknown, as for any free-text question).
+        """
         check_cost_weight(cost_weight)
         mask = self.allowed(allowed_names)
+        c = self.constants(len(q_emb), benchmarks)
         norm = normalised_costs([c if a else None for c, a in zip(self.costs, mask)], len(self.costs))
         from embedllm.training import cpu_threads
 
         with cpu_threads(torch.device("cpu")):
-            batch = route_collapsed(*self._collapsed, q_emb, norm, cost_weight, mask)
+            batch = route_collapsed(self._collapsed[0], c, q_emb, norm, cost_weight, mask)
         texts = questions if questions is not None else [""] * len(batch.chosen)
         return ranked_choices(batch, max(1, min(top_k, int(mask.sum()))), texts, self.names, self.ids, self.costs)
 
@@ -250,12 +292,18 @@ class Router:
         return np.asarray(encode(list(check_questions(texts)), self.embedder), dtype=np.float32)
 
     def route_texts(
-        self, texts: list[str], cost_weight: float = 0.0, top_k: int = 3, allowed_names: list[str] | None = None
+        self,
+        texts: list[str],
+        cost_weight: float = 0.0,
+        top_k: int = 3,
+        allowed_names: list[str] | None = None,
+        benchmarks: list[str | None] | None = None,
     ) -> list[RouteChoice]:
         """Return the routing of question TEXTS (embedded with the run's embedder); empty questions are refused."""
         check_cost_weight(cost_weight)
         self.allowed(allowed_names)  # refuse bad names before paying for the encoder
-        return self.route(self.encode(texts), cost_weight, top_k, allowed_names, questions=list(texts))
+        self.check_benchmarks(benchmarks)
+        return self.route(self.encode(texts), cost_weight, top_k, allowed_names, list(texts), benchmarks)
 
 
 # ================================================================================================ explanations

@@ -21,7 +21,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,10 +68,11 @@ class TrainingDataError(EmbedLLMError):
 
 @dataclass
 class Part:
-    """One split's questions: embeddings (Q, D) float32 and labels (Q, M) int8 with -1 = no label."""
+    """One split's questions: embeddings (Q, D) float32, labels (Q, M) int8 with -1 = no label, benchmark (Q,)."""
 
     emb: np.ndarray
     labels: np.ndarray
+    benchmark: np.ndarray | None = None  # None: unknown (the model's benchmark shift, if any, is not used)
 
     def __len__(self) -> int:
         return len(self.emb)
@@ -92,7 +93,7 @@ class Matrix:
     def part(self, split: str, rows: np.ndarray | None = None) -> Part:
         """Return the questions of one split (optionally also restricted to a boolean row mask)."""
         keep = self.split == split if rows is None else (self.split == split) & rows
-        return Part(self.emb[keep], self.labels[keep])
+        return Part(self.emb[keep], self.labels[keep], self.benchmark[keep])
 
 
 def matrix_from_synthetic(sm) -> Matrix:
@@ -192,17 +193,24 @@ def make_optimizer(model: EmbedLLM, config: EmbedLLMConfig) -> torch.optim.Optim
 
 
 def pairs_loss(
-    model: EmbedLLM, emb: torch.Tensor, q_idx: torch.Tensor, m_idx: torch.Tensor, y: torch.Tensor
+    model: EmbedLLM,
+    emb: torch.Tensor,
+    q_idx: torch.Tensor,
+    m_idx: torch.Tensor,
+    y: torch.Tensor,
+    bench: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Return the mean BCE of a batch of pairs; each distinct question of the batch is projected once."""
     uq, inverse = torch.unique(q_idx, return_inverse=True)  # (U,), (B,)
-    q = model.project(emb[uq])  # (U, d)
+    q = model.project(emb[uq], None if bench is None else bench[uq])  # (U, d)
     return F.binary_cross_entropy_with_logits(model.pair_logits(m_idx, inverse, q), y)
 
 
-def questions_loss(model: EmbedLLM, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def questions_loss(
+    model: EmbedLLM, emb: torch.Tensor, labels: torch.Tensor, bench: torch.Tensor | None = None
+) -> torch.Tensor:
     """Return the mean BCE over the labelled cells of a batch of questions emb (B, D), labels (B, M)."""
-    logits = model.logits_all(emb)  # (B, M)
+    logits = model.logits_all(emb, bench=bench)  # (B, M)
     seen = labels >= 0
     return F.binary_cross_entropy_with_logits(logits[seen], labels[seen].float())
 
@@ -210,7 +218,7 @@ def questions_loss(model: EmbedLLM, emb: torch.Tensor, labels: torch.Tensor) -> 
 @torch.no_grad()
 def score_part(model: EmbedLLM, part: Part) -> tuple[float, float]:
     """Return (log loss, accuracy) of the model on a split's labelled cells."""
-    p = model.predict_all(part.emb)
+    p = model.predict_all(part.emb, part.benchmark)
     return metrics.log_loss(part.labels, p), metrics.accuracy(part.labels, p)
 
 
@@ -220,16 +228,20 @@ class _Batches:
 
     emb: torch.Tensor  # (Q, D) questions with at least one label
     labels: torch.Tensor  # (Q, M) int8
+    bench: torch.Tensor | None  # (Q,) benchmark-shift rows (None: the model has no shift)
+    hide: float  # share of the questions of a step whose benchmark is hidden (row 0)
     pairs: tuple | None  # (q_idx (N,), m_idx (N,), y (N,)) when batching pairs
     n_items: int
     batch_size: int
     steps: int
 
     @classmethod
-    def build(cls, train: Part, config: EmbedLLMConfig, device: torch.device) -> _Batches:
+    def build(cls, train: Part, model: EmbedLLM, device: torch.device) -> _Batches:
         """Return the training tensors and the step layout (the batch shrinks on small data)."""
+        config = model.config
         rows = (train.labels >= 0).any(axis=1)
         emb = torch.as_tensor(train.emb[rows], dtype=torch.float32).to(device)  # (Q, D)
+        bench = model.benchmark_codes(None if train.benchmark is None else train.benchmark[rows])
         labels = torch.as_tensor(train.labels[rows]).to(device)  # (Q, M) int8
         pairs = None
         if config.batching == "pairs":
@@ -237,14 +249,22 @@ class _Batches:
             pairs = (q_idx, m_idx, labels[q_idx, m_idx].float())
         n_items = len(pairs[0]) if pairs else len(emb)
         batch_size = min(config.batch_size, max(1, math.ceil(n_items / config.min_steps_per_epoch)))
-        return cls(emb, labels, pairs, n_items, batch_size, math.ceil(n_items / batch_size))
+        batches = math.ceil(n_items / batch_size)
+        return cls(emb, labels, bench, config.hide_benchmark, pairs, n_items, batch_size, batches)
 
-    def loss(self, model: EmbedLLM, b: torch.Tensor) -> torch.Tensor:
-        """Return the loss of the batch of item indices B."""
+    def shown(self, gen: torch.Generator) -> torch.Tensor | None:
+        """Return this step's benchmark rows (Q,): each question's own, or row 0 (hidden) with chance `hide`."""
+        if self.bench is None or not self.hide:
+            return self.bench
+        hidden = (torch.rand(len(self.bench), generator=gen) < self.hide).to(self.bench.device)
+        return torch.where(hidden, torch.zeros_like(self.bench), self.bench)
+
+    def loss(self, model: EmbedLLM, b: torch.Tensor, bench: torch.Tensor | None) -> torch.Tensor:
+        """Return the loss of the batch of item indices B, with benchmark rows BENCH (Q,) of all questions."""
         if self.pairs is not None:
             q_idx, m_idx, y = self.pairs
-            return pairs_loss(model, self.emb, q_idx[b], m_idx[b], y[b])
-        return questions_loss(model, self.emb[b], self.labels[b])
+            return pairs_loss(model, self.emb, q_idx[b], m_idx[b], y[b], bench)
+        return questions_loss(model, self.emb[b], self.labels[b], None if bench is None else bench[b])
 
 
 def _epoch(
@@ -261,11 +281,12 @@ def _epoch(
     model.train()
     perm = torch.randperm(data.n_items, generator=gen).to(device)
     running = torch.zeros((), device=device)
+    bench = data.shown(gen)  # which benchmarks are hidden is drawn once per epoch
     for s in range(data.steps):
         if config.lr_schedule == "cosine":
             for g in opt.param_groups:
                 g["lr"] = cosine_lr(first_step + s, total_steps, config.lr)
-        loss = data.loss(model, perm[s * data.batch_size : (s + 1) * data.batch_size])
+        loss = data.loss(model, perm[s * data.batch_size : (s + 1) * data.batch_size], bench)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -280,8 +301,13 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> FitResult:
-    """Return a model trained on `train`, early-stopped on `val` log loss when config.patience is set."""
+    """Return a model trained on `train`, early-stopped on `val` log loss when config.patience is set.
+
+    With config.benchmark_shift and no config.benchmarks, the known benchmarks are those of the training split.
+    """
     device = as_device(device)
+    if config.benchmark_shift and not config.benchmarks and train.benchmark is not None:
+        config = replace(config, benchmarks=sorted({str(b) for b in train.benchmark}))
     with cpu_threads(device):
         return _fit(train, val, config, device, progress)
 
@@ -293,7 +319,7 @@ def _fit(train: Part, val: Part, config: EmbedLLMConfig, device: torch.device, p
     gen = torch.Generator().manual_seed(config.seed)
     model = EmbedLLM(config).to(device)
     opt = make_optimizer(model, config)
-    data = _Batches.build(train, config, device)
+    data = _Batches.build(train, model, device)
     best = (math.inf, 0.0, 0, None)  # val loss, val accuracy, epoch, state
     history: list[dict] = []
     epochs = range(1, config.epochs + 1)
@@ -362,7 +388,7 @@ def fit_with_dim_search(
 def final_metrics(matrix: Matrix, model: EmbedLLM, knn: KNNBaseline | None) -> dict[str, float]:
     """Return the test-split figures (the one and only time the test split is scored)."""
     train, test = matrix.part("train"), matrix.part("test")
-    p = model.predict_all(test.emb)  # (Q_test, M)
+    p = model.predict_all(test.emb, test.benchmark)  # (Q_test, M)
     out = metrics.correctness_metrics(test.labels, p, prefix="test_")
     out |= {
         "route_accuracy": metrics.routing_accuracy(test.labels, p),

@@ -186,7 +186,7 @@ def forecast(
                 if probe
                 else None
             )
-        p = model.predict_all(embedding_array(questions["embedding"]))  # (Q, M)
+        p = model.predict_all(embedding_array(questions["embedding"]), questions["benchmark"].to_numpy())  # (Q, M)
         result.predict_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
         placements = place_models(model, questions, labels, p, result.run_id)

@@ -72,19 +72,22 @@ def route(
     embedder: str | None = None,
     q_emb: np.ndarray | None = None,
     allowed_names: list[str] | None = None,
+    benchmarks: list[str | None] | None = None,
 ) -> list[RouteChoice]:
     """Return, per question text, the allowed active model with the highest utility and the next best (top_k in all).
 
-    EMBEDDER, when given, must be the run's; Q_EMB skips the encoder (embeddings of TEXTS from the run's embedder).
+    EMBEDDER, when given, must be the run's; Q_EMB skips the encoder (embeddings of TEXTS from the run's embedder);
+    BENCHMARKS names each question's benchmark (None: unknown).
     """
     check_questions(texts)
     check_cost_weight(cost_weight)
     router = load_router(db, run_id)
     router.check_embedder(canonical_name(embedder) if embedder is not None else None)
     router.allowed(allowed_names)  # refuse unknown or inactive models before encoding
+    router.check_benchmarks(benchmarks)
     if q_emb is None:
         q_emb = router.encode(texts)
-    return router.route(q_emb, cost_weight, top_k, allowed_names, questions=list(texts))
+    return router.route(q_emb, cost_weight, top_k, allowed_names, list(texts), benchmarks)
 
 
 @dataclass

@@ -146,7 +146,9 @@ def test_early_stopping_keeps_the_best_validation_epoch(known_structure):
     assert result.val_log_loss == min(losses) and result.best_epoch == 1 + int(np.argmin(losses))
     assert len(losses) - result.best_epoch <= 2
     val = matrix.part("val")
-    assert metrics.log_loss(val.labels, result.model.predict_all(val.emb)) == pytest.approx(result.val_log_loss)
+    assert metrics.log_loss(val.labels, result.model.predict_all(val.emb, val.benchmark)) == pytest.approx(
+        result.val_log_loss
+    )
 
 
 def test_knn_votes_over_the_nearest_train_questions_by_cosine():
@@ -178,3 +180,79 @@ def test_fit_accepts_parts_directly():
     config = EmbedLLMConfig(n_models=3, question_dim=8, dim=4, epochs=2, batch_size=16, batching="questions")
     result = fit(Part(emb[:40], labels[:40]), Part(emb[40:], labels[40:]), config, "cpu")
     assert len(result.history) == 2 and np.isfinite(result.val_log_loss)
+
+
+# ------------------------------------------------------------------------------------------------ benchmark input
+
+
+@pytest.fixture
+def shifted_model():
+    """A randomly initialised model with a benchmark shift over two benchmarks (rows: unknown, arc, gsm8k)."""
+    torch.manual_seed(0)
+    config = EmbedLLMConfig(n_models=5, question_dim=16, dim=4, benchmark_shift=True, benchmarks=["arc", "gsm8k"])
+    model = EmbedLLM(config).eval()
+    with torch.no_grad():
+        model.benchmark_shift.weight.normal_()
+    return model
+
+
+def test_benchmark_names_pick_their_shift_and_unknown_names_the_unknown_row(shifted_model):
+    q = torch.randn(4, 16)
+    codes = shifted_model.benchmark_codes(np.array(["gsm8k", "arc", "mmlu", "arc"]))
+    assert codes.tolist() == [2, 1, 0, 1]
+    with_names = shifted_model.predict_all(q.numpy(), np.array(["gsm8k", "arc", "mmlu", "arc"]))
+    free_text = shifted_model.predict_all(q.numpy())
+    np.testing.assert_allclose(with_names[2], free_text[2], rtol=1e-6)  # an unknown benchmark = free text
+    assert not np.allclose(with_names[[0, 1, 3]], free_text[[0, 1, 3]])
+    one = shifted_model.logits_all(q[1:2], bench=torch.tensor([1]))[0]
+    torch.testing.assert_close(shifted_model.logits_all(q, bench=codes)[1], one)
+
+
+def test_routing_form_of_a_shifted_model_is_the_unknown_benchmark(shifted_model):
+    q = torch.randn(6, 16)
+    A, c = shifted_model.collapsed()
+    torch.testing.assert_close(q @ A + c, shifted_model.logits_all(q), atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoints_without_benchmark_input_still_load(small_model, tmp_path):
+    path = small_model.save_checkpoint(tmp_path / "old.pt")
+    blob = torch.load(path, weights_only=True)
+    for key in ("benchmark_shift", "hide_benchmark", "benchmarks"):  # a checkpoint written before these fields
+        del blob["config"][key]
+    torch.save(blob, path)
+    loaded = load_checkpoint(path)
+    assert loaded.benchmark_shift is None
+    q = torch.randn(3, 16)
+    torch.testing.assert_close(loaded.logits_all(q), small_model.logits_all(q))
+    np.testing.assert_allclose(
+        loaded.predict_all(q.numpy(), np.array(["arc"] * 3)), small_model.predict_all(q.numpy())
+    )
+
+
+def test_benchmark_input_learns_what_the_question_text_does_not_say():
+    # embeddings that carry nothing about the benchmark, and models whose skill differs by benchmark: only the
+    # benchmark tells them apart, so the default (with benchmark input) must beat the text-only preset
+    rng = np.random.default_rng(3)
+    n_q, n_m, names = 3000, 8, np.array(["arc", "gsm8k", "mmlu"])
+    benchmark = names[rng.integers(0, 3, n_q)]
+    skill = rng.normal(0, 1.5, size=(3, n_m))  # (benchmark, model) logit
+    codes = np.searchsorted(names, benchmark)
+    labels = (rng.random((n_q, n_m)) < 1 / (1 + np.exp(-skill[codes]))).astype(np.int8)
+    emb = rng.normal(size=(n_q, 16)).astype(np.float32)
+    split = np.array(["train", "val", "test"])[rng.choice(3, n_q, p=[0.7, 0.1, 0.2])]
+    from embedllm.training import Matrix
+
+    matrix = Matrix(
+        emb, labels, split, benchmark, [f"q{i}" for i in range(n_q)], list(range(n_m)), list("abcdefgh")
+    )
+    figures = {
+        preset: train_matrix(
+            matrix, preset_config(preset, n_models=n_m, question_dim=16, dim_grid=[8]), "cpu", knn=False
+        ).metrics
+        for preset in ("default", "text-only")
+    }
+    p_true = 1 / (1 + np.exp(-skill[codes[split == "test"]]))
+    bayes = float(((p_true > 0.5) == labels[split == "test"]).mean())
+    assert figures["default"]["test_accuracy"] >= figures["text-only"]["test_accuracy"] + 0.05
+    assert figures["default"]["test_accuracy"] >= bayes - 0.02
+    assert figures["default"]["route_accuracy"] > figures["text-only"]["route_accuracy"]

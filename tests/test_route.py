@@ -120,3 +120,49 @@ def test_empty_or_blank_questions_are_refused_with_one_line():
         check_questions(["ok", "", "fine"])
     with pytest.raises(InputError, match="no question to route"):
         check_questions([])
+
+
+@pytest.fixture
+def shifted_router():
+    """The hand model with a benchmark shift: a maths question is pushed north (+3 on q's 2nd axis), so b wins."""
+    config = EmbedLLMConfig(n_models=3, question_dim=2, dim=2, benchmark_shift=True, benchmarks=["arc", "maths"])
+    model = EmbedLLM(config)
+    with torch.no_grad():
+        model.question_proj.weight.copy_(torch.eye(2))
+        model.question_proj.bias.zero_()
+        model.classifier.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+        model.classifier.bias.zero_()
+        model.model_embedding.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]]))
+        model.benchmark_shift.weight.copy_(
+            torch.tensor([[0.0, 0.0], [0.5, 0.0], [0.0, 3.0]])
+        )  # unknown, arc, maths
+    model.meta = {"preset": "default"}
+    return Router(
+        run={"run_id": "r2", "embedder": "hand-2"},
+        model=model.eval(),
+        vectors=model.model_embedding.weight.detach().clone(),
+        names=["a", "b", "c"],
+        ids=[1, 2, 3],
+        costs=[None, None, None],
+        active=np.array([True, True, True]),
+    )
+
+
+def test_a_named_benchmark_moves_the_routing_as_its_shift_says(shifted_router):
+    east = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    free, arc, maths = shifted_router.route(east, benchmarks=[None, "arc", "maths"])
+    assert free.model == "a" and free.p_correct == pytest.approx(sigmoid(2))  # unknown row is zero: as text-only
+    assert arc.model == "a" and arc.p_correct == pytest.approx(sigmoid(3))  # q = (1.5, 0): a's logit 3
+    assert maths.model == "b" and maths.p_correct == pytest.approx(sigmoid(6))  # q = (1, 3): b's logit 6
+    assert shifted_router.benchmarks == ["arc", "maths"]
+
+
+def test_unknown_benchmarks_and_benchmarks_for_a_text_only_run_are_refused(shifted_router, hand_router):
+    east = np.array([[1.0, 0.0]], dtype=np.float32)
+    with pytest.raises(InputError, match="unknown benchmark 'math' for run r2 \\(did you mean 'maths'\\?\\)"):
+        shifted_router.route(east, benchmarks=["math"])
+    with pytest.raises(InputError, match="1 benchmarks for 2 questions"):
+        shifted_router.route(np.repeat(east, 2, axis=0), benchmarks=["arc"])
+    with pytest.raises(InputError, match="run r1 was trained without benchmark input"):
+        hand_router.route(east, benchmarks=["arc"])
+    assert hand_router.route(east, benchmarks=[None])[0].model == "a"  # unknown is always fine

@@ -83,6 +83,25 @@ def test_the_same_choice_as_embedllm_route(service, trained_db):
     assert "explanation" not in r
 
 
+def test_a_request_may_name_the_benchmark_of_its_prompts(service, trained_db):
+    from tasks.route import route
+
+    benchmarks = service.client.get("/models").json()["route_benchmarks"]
+    assert len(benchmarks) >= 2  # the default preset learns a shift per training benchmark
+    text = "Which gas do plants take in for photosynthesis?"
+    for name in benchmarks:
+        (choice,) = route(trained_db, [text], benchmarks=[name])
+        r = service.client.post("/route", json={"prompt": text, "benchmark": name, "explain": 0}).json()
+        assert r["model"] == choice.model and r["p_correct"] == pytest.approx(choice.p_correct, abs=1e-5)
+    named = {
+        service.client.post("/route", json={"prompt": text, "benchmark": b}).json()["p_correct"]
+        for b in benchmarks
+    }
+    assert len(named) == len(benchmarks)  # each benchmark moves the forecast
+    r = service.client.post("/route", json={"prompt": text, "benchmark": benchmarks[0] + "x"})
+    assert r.status_code == 400 and f"did you mean '{benchmarks[0]}'" in r.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     "body,status,words",
     [

@@ -13,7 +13,8 @@ from embedllm.errors import InputError
 
 
 def read_questions(path: Path) -> tuple[list[dict], list[str]]:
-    """Return (records, texts) from a JSONL file with a "prompt" or "question" field per line."""
+    """Return (records, texts) from a JSONL file with a "prompt" or "question" field per line (and optionally a
+    "benchmark" one)."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     records, texts = [], []
@@ -27,6 +28,8 @@ def read_questions(path: Path) -> tuple[list[dict], list[str]]:
         text = record.get("prompt", record.get("question")) if isinstance(record, dict) else None
         if not isinstance(text, str) or not text.strip():
             raise InputError(f'{path}:{n}: each line needs a "prompt" or "question" string field')
+        if not isinstance(record.get("benchmark", ""), (str, type(None))):
+            raise InputError(f'{path}:{n}: "benchmark" must be a string (a benchmark the run was trained on)')
         records.append(record)
         texts.append(text)
     if not texts:
@@ -85,13 +88,25 @@ def route(
     run: Annotated[
         Optional[str], typer.Option("--run", help="Training run id [default: the latest]", show_default=False)
     ] = None,
+    benchmark: Annotated[
+        Optional[str],
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help="The question's benchmark, when it comes from one the run was trained on (for --file: lines "
+            'without their own "benchmark" field) [default: unknown]',
+            show_default=False,
+        ),
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Route a question to the active model most likely to answer it correctly (optionally cost-aware).
 
     The text is embedded with the embedder the training run used. Models without a registered cost count as free.
+    Naming the question's benchmark helps a run trained with benchmark input (the default preset).
 
     Examples: embedllm route "What is the capital of France?"
+              embedllm route --benchmark gsm8k "Tom has 3 apples and buys 5 more. How many has he?"
               embedllm route --file questions.jsonl --cost-weight 0.2
     """
     db = resolve_warehouse(warehouse)
@@ -105,7 +120,8 @@ def route(
         raise typer.BadParameter("give either a QUESTION argument or --file questions.jsonl (not both)")
     console = Console(highlight=False)
     records, texts = read_questions(file) if file else ([{"question": question}], [question])
-    choices = route_stage(db, texts, run_id=run, cost_weight=cost_weight, top_k=top_k)
+    benchmarks = [r.get("benchmark", benchmark) for r in records]
+    choices = route_stage(db, texts, run_id=run, cost_weight=cost_weight, top_k=top_k, benchmarks=benchmarks)
     if question is not None:
         print_choice(choices[0], console)
         return

@@ -45,6 +45,9 @@ class RouteRequest(BaseModel):
     top_k: Annotated[int, Field(ge=1)] = 3
     models: list[str] | None = Field(None, description="route only among these models")
     explain: Annotated[int, Field(ge=0, le=20)] = 3  # nearest answered training questions to show (0: none)
+    benchmark: str | None = Field(
+        None, description="the prompts' benchmark, one of GET /models' route_benchmarks (default: unknown)"
+    )
 
 
 def error(
@@ -169,7 +172,12 @@ def create_app(state: ServiceState, api_key: str | None = None) -> FastAPI:
             raise InputError("give either `prompt` (a string) or `prompts` (a list of strings), not both")
         prompts = [body.prompt] if body.prompt is not None else body.prompts
         served, choices, why = state.route(
-            prompts, cost_weight=body.cost_weight, top_k=body.top_k, models=body.models, explain=body.explain
+            prompts,
+            cost_weight=body.cost_weight,
+            top_k=body.top_k,
+            models=body.models,
+            explain=body.explain,
+            benchmark=body.benchmark,
         )
         routes = [route_payload(c, why[i] if why else None) for i, c in enumerate(choices)]
         head = {"run_id": served.router.run_id, "embedder": served.router.embedder}
@@ -195,7 +203,12 @@ def create_app(state: ServiceState, api_key: str | None = None) -> FastAPI:
             }
             for m in served.models
         ]
-        return {"run_id": served.router.run_id, "embedder": served.router.embedder, "models": rows}
+        return {
+            "run_id": served.router.run_id,
+            "embedder": served.router.embedder,
+            "route_benchmarks": served.router.benchmarks,  # what a /route request may name as `benchmark`
+            "models": rows,
+        }
 
     @app.get("/v1/models")
     def openai_models() -> dict:

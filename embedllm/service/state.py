@@ -158,8 +158,12 @@ class ServiceState:
         models: list[str] | None = None,
         explain: int = 3,
         served: Served | None = None,
+        benchmark: str | None = None,
     ) -> tuple[Served, list[RouteChoice], list[dict]]:
-        """Return (snapshot used, one RouteChoice per prompt, one explanation per prompt)."""
+        """Return (snapshot used, one RouteChoice per prompt, one explanation per prompt).
+
+        BENCHMARK names the prompts' benchmark when they come from one the run was trained on (None: unknown).
+        """
         served = served or self.current()
         router = served.router
         self.check_prompts(prompts)
@@ -167,9 +171,11 @@ class ServiceState:
         if top_k > self.limits.max_top_k:
             raise InputError(f"top_k is {top_k}: at most {self.limits.max_top_k}")
         router.allowed(models)  # unknown or inactive names before paying for the encoder
+        benchmarks = None if benchmark is None else [benchmark] * len(prompts)
+        router.check_benchmarks(benchmarks)
         with self._compute:
             q = router.encode(prompts)
-            choices = router.route(q, cost_weight, top_k, models, questions=prompts)
+            choices = router.route(q, cost_weight, top_k, models, prompts, benchmarks)
             index = {name: i for i, name in enumerate(router.names)}
             why = served.neighbours.explain(q, [index[c.model] for c in choices], explain) if explain else []
         for c in choices:
