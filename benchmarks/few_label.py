@@ -1,7 +1,7 @@
 """Few-label models: how well are benchmark accuracies forecast for models with only 32 / 128 / 512 labels? (issue 15)
 
     python benchmarks/few_label.py [--models 40] [--questions 3000] [--sparse 10] [--n 32,128,512]
-                                   [--skills correlated] [--emb-noise 0.3] [--json out.json]
+                                   [--skills correlated] [--emb-noise 0.3] [--embedder NAME] [--json out.json]
 
 A synthetic matrix (embedllm.synthetic.make_matrix, correlated skills by default, so answers on one benchmark say
 something about another) where the last `sparse` models keep only n random TRAIN-split labels each, as an
@@ -106,6 +106,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--emb-dim", type=int, default=384)
     ap.add_argument("--preset", default="default")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--embedder",
+        default=None,
+        help="embed the questions' CSV prompt texts with this sentence-transformer (train_presets.py's option)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     sm = make_matrix(
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> dict:
         emb_noise=args.emb_noise,
         seed=args.seed,
     )
+    if args.embedder:
+        from train_presets import real_embeddings
+
+        sm.embeddings = real_embeddings(sm, args.embedder)
     names, codes = np.unique(sm.benchmark, return_inverse=True)
     sparse = np.arange(args.models - args.sparse, args.models)
     results = {"config": vars(args) | {"json": str(args.json)}, "by_n": {}}

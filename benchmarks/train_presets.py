@@ -16,6 +16,7 @@ as soon as it finishes) and a markdown table in benchmarks/out/train_presets.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -70,11 +71,10 @@ def real_embeddings(sm, name: str) -> np.ndarray:
     from embedllm.synthetic import _synthetic_prompts
 
     prompts = _synthetic_prompts(sm.benchmark, np.random.default_rng(0))  # the CSV writer's draw (seed 0)
-    cache = OUT / f"prompts_{stored_name(name)}_{len(prompts)}.npy"
+    digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]
+    cache = OUT / f"prompts_{stored_name(name)}_{len(prompts)}_{digest}.npy"
     if cache.exists():
-        emb = np.load(cache)
-        if len(emb) == len(prompts):
-            return emb
+        return np.load(cache)
     print(f"encoding {len(prompts)} prompts with {name} (cached in {cache}) ...", flush=True)
     emb = encode(prompts, name)
     np.save(cache, emb)
