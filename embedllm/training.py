@@ -9,6 +9,10 @@ batch, once each. Two batchings share the same model:
 - `questions` (the default preset): a step is `batch_size` random questions with ALL their labelled models; the
   projection is shared by every model and the logits come from one (B, d) @ (d, M) product.
 
+With benchmark input (config.benchmark_shift, the default preset) every question also carries its benchmark's
+shift row; each epoch hides the benchmark of a random `hide_benchmark` share of the training questions (row 0,
+"unknown"), so the model learns to forecast questions of unknown benchmark too.
+
 Selection (early stopping, the embedding dimension, KNN's k) uses the validation split only; the test split is
 scored once, at the end, by `final_metrics`. Nothing here touches the warehouse: tasks/train.py reads the
 matrix, calls `train_matrix`, and writes the run.
