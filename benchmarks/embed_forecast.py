@@ -37,12 +37,15 @@ def vectors(name: str, texts: list[str]) -> dict[str, np.ndarray]:
     """Return {path: (Q, D) vectors} of TEXTS from bare torch, embedllm onnx and embedllm onnx-int8."""
     from sentence_transformers import SentenceTransformer
 
-    from embedllm.embedders import load_embedder, resolve_embedder
+    from embedllm.embedders import EmbedderError, load_embedder, resolve_embedder
 
     out = {}
     models = {"torch": SentenceTransformer(resolve_embedder(name), device="cpu")}
     for backend in ("onnx", "onnx-int8"):
-        models[backend] = load_embedder(name, "cpu", backend).model
+        try:
+            models[backend] = load_embedder(name, "cpu", backend).model
+        except EmbedderError as exc:
+            print(f"  {backend}: refused ({exc})")
     for path, model in models.items():
         t = time.process_time()
         out[path] = np.asarray(model.encode(texts, batch_size=64, normalize_embeddings=True), dtype=np.float32)

@@ -352,6 +352,11 @@ def _onnx_embedder(name: str, source: str, variant: str) -> Embedder:
                 ) from exc
             log.warning("%s: exporting again", exc)
             onnx_backend.check_path(folder, variant).unlink(missing_ok=True)
+    if check.min_cosine < onnx_backend.USABLE_MIN_COSINE:
+        raise EmbedderError(
+            f"the {variant} export of {name} does not keep its vectors (min cosine to torch {check.min_cosine:.3f} "
+            f"< {onnx_backend.USABLE_MIN_COSINE} on {check.n_texts} texts, {folder}): use the onnx or torch backend"
+        )
     stored = name if check.agrees else f"{name}{BACKEND_SEP}{variant}"
     return Embedder(
         name=stored,

@@ -177,3 +177,15 @@ def test_an_export_that_cannot_be_made_says_what_to_do_in_one_line(tmp_path, mon
     assert "\n" not in str(err.value) and str(err.value).endswith("set EMBEDLLM_EMBED_BACKEND=torch")
     got = load_embedder(DEMO_EMBEDDER, "cpu")  # auto: torch, under the same name, with a warning
     assert (got.name, got.backend) == (DEMO_EMBEDDER, "torch")
+
+
+def test_an_export_that_changes_the_vectors_is_refused(cache, monkeypatch):
+    # int8 all-mpnet-base-v2 came out at min cosine -0.04 to torch; here the floor is raised above MiniLM's int8
+    monkeypatch.setattr(onnx_backend, "USABLE_MIN_COSINE", 0.9999)
+    from embedllm import embedders
+
+    embedders._resolve_embedder.cache_clear()
+    with pytest.raises(EmbedderError, match=r"onnx-int8 export of all-MiniLM-L6-v2 does not keep its vectors"):
+        load_embedder(DEMO_EMBEDDER, "cpu", "onnx-int8")
+    assert load_embedder(DEMO_EMBEDDER, "cpu").name == DEMO_EMBEDDER  # fp32 agrees: auto is unaffected
+    embedders._resolve_embedder.cache_clear()

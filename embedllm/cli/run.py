@@ -244,7 +244,7 @@ def run(
         ),
     ] = None,
     preset: Annotated[
-        str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default or paper")
+        str, typer.Option(help="Training preset (embedllm/config/presets.yaml): default, text-only or paper")
     ] = "default",
     embedder: Annotated[
         Optional[str],

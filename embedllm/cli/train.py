@@ -99,7 +99,8 @@ def train(
             "--preset",
             "-p",
             help="Training preset from embedllm/config/presets.yaml: "
-            "default (fast, tuned on validation) or paper (the paper's exact recipe)",
+            "default (fast, tuned on validation, with the question's benchmark as input), text-only (the same "
+            "without the benchmark) or paper (the paper's exact recipe)",
         ),
     ] = "default",
     device: Annotated[
