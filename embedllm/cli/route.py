@@ -106,7 +106,7 @@ def route(
     Naming the question's benchmark helps a run trained with benchmark input (the default preset).
 
     Examples: embedllm route "What is the capital of France?"
-              embedllm route --benchmark demo_arithmetic "What is 17 + 25?"
+              embedllm route --benchmark arithmetic "What is 17 + 25?"
               embedllm route --file questions.jsonl --cost-weight 0.2
     """
     db = resolve_warehouse(warehouse)
