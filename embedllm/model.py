@@ -137,9 +137,11 @@ class EmbedLLM(nn.Module):
         if self.training and self.config.noise_alpha > 0:
             q_emb = q_emb + self.config.noise_alpha * torch.randn_like(q_emb)
         q = self.question_proj(q_emb)
-        if self.benchmark_shift is None:
-            return q
-        return q + (self.benchmark_shift.weight[0] if bench is None else self.benchmark_shift(bench))
+        return q if self.benchmark_shift is None else q + self.shift(bench)
+
+    def shift(self, bench: torch.Tensor | None) -> torch.Tensor:
+        """Return the benchmark shifts s[bench] (Q, d), or the unknown row s_0 (d,) when BENCH is None."""
+        return self.benchmark_shift.weight[0] if bench is None else self.benchmark_shift(bench)
 
     def head_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (w_1 - w_0, b_1 - b_0): the classifier collapsed to one logit, shapes (d,) and ()."""
@@ -186,7 +188,7 @@ class EmbedLLM(nn.Module):
         A = self.question_proj.weight.T @ wp.T  # (D, d) @ (d, M) -> (D, M)
         bias = self.question_proj.bias  # (d,)
         if self.benchmark_shift is not None:
-            bias = bias + (self.benchmark_shift.weight[0] if bench is None else self.benchmark_shift(bench))
+            bias = bias + self.shift(bench)  # (d,) or (K, d)
         c = bias @ wp.T + b  # (M,) or (K, M)
         return A, c
 

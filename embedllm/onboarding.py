@@ -3,7 +3,8 @@
 The fit. A trained EmbedLLM scores model m on question i as logit = (q_i * w) . p_m + b, where q_i = W e_i + b_W
 is the projected question (plus its benchmark's shift, for a run with benchmark input) and (w, b) the classifier
 collapsed to one logit (embedllm/model.py). With W and the classifier frozen the logit is LINEAR in the new
-model's vector p, so fitting p from n labelled answers is a Bayesian logistic regression with n rows. We widen it by one logit offset u_b per benchmark (a random effect:
+model's vector p, so fitting p from n labelled answers is a Bayesian logistic regression with n rows. We widen it
+by one logit offset u_b per benchmark (a random effect:
 the run's own vectors leave some per-model, per-benchmark skill and calibration unexplained, measurably so on
 the benchmark matrix) and fit theta = (p, u):
 

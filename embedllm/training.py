@@ -233,7 +233,7 @@ class _Batches:
     emb: torch.Tensor  # (Q, D) questions with at least one label
     labels: torch.Tensor  # (Q, M) int8
     bench: torch.Tensor | None  # (Q,) benchmark-shift rows (None: the model has no shift)
-    hide: float  # share of the questions of a step whose benchmark is hidden (row 0)
+    hide: float  # share of the questions whose benchmark an epoch hides (row 0)
     pairs: tuple | None  # (q_idx (N,), m_idx (N,), y (N,)) when batching pairs
     n_items: int
     batch_size: int
@@ -257,7 +257,7 @@ class _Batches:
         return cls(emb, labels, bench, config.hide_benchmark, pairs, n_items, batch_size, batches)
 
     def shown(self, gen: torch.Generator) -> torch.Tensor | None:
-        """Return this step's benchmark rows (Q,): each question's own, or row 0 (hidden) with chance `hide`."""
+        """Return an epoch's benchmark rows (Q,): each question's own, or row 0 (hidden) with chance `hide`."""
         if self.bench is None or not self.hide:
             return self.bench
         hidden = (torch.rand(len(self.bench), generator=gen) < self.hide).to(self.bench.device)
